@@ -1,0 +1,194 @@
+"""The Python API: `compile`, `verify`, `load` and the `CompiledModel` they return."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .backend.c.emitter import CSource, generate_c
+from .errors import InputError
+from .interpreter import bind_inputs
+from .interpreter import run as run_graph
+from .ir.graph import Graph
+from .ir.serialize import load_graph, save_graph
+from .ir.verify import verify as verify_graph
+from .passes import PIPELINE, run_passes
+from .reports.report import build_report, format_report
+
+
+class CompiledModel:
+    """A model turned into IR and C, with the means to run both and to save them."""
+
+    def __init__(self, graph: Graph, prefix: str = "model", arena_attr: str = "", torch_model=None):
+        self.graph = graph
+        self.torch_model = torch_model
+        self.source: CSource = generate_c(graph, prefix=prefix, arena_attr=arena_attr)
+        self.report: dict = build_report(graph, self.source)
+        self._host = None
+
+    @property
+    def prefix(self) -> str:
+        return self.source.prefix
+
+    def run_reference(self, inputs) -> list[np.ndarray]:
+        return run_graph(self.graph, inputs)
+
+    def run_c(self, inputs) -> list[np.ndarray]:
+        from .targets.host import HostLibrary  # noqa: PLC0415 (needs a C compiler only when used)
+
+        bound = bind_inputs(self.graph, inputs)
+        if self._host is None:
+            self._host = HostLibrary(self.source, self.graph)
+        return self._host.run([bound[n] for n in self.graph.inputs])
+
+    def run_sanitized(self, inputs) -> list[np.ndarray]:
+        from .targets.host import run_sanitized  # noqa: PLC0415
+
+        bound = bind_inputs(self.graph, inputs)
+        return run_sanitized(self.source, self.graph, [bound[n] for n in self.graph.inputs])
+
+    def save(self, directory: str | Path) -> Path:
+        """Write C sources, `model.json` with weights, and `report.json` into `directory`.
+
+        Everything is written into a temporary folder first and moved into place at the end, so a
+        failure never leaves a half-written output folder."""
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        try:
+            self.source.write(tmp)
+            save_graph(self.graph, tmp / "ir")
+            (tmp / "report.json").write_text(json.dumps(self.report, indent=1) + "\n")
+            if directory.exists():
+                shutil.rmtree(directory)
+            tmp.rename(directory)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return directory
+
+    def summary(self) -> str:
+        return format_report(self.report)
+
+
+def compile(model, example_inputs: Sequence | None = None, *, name: str = "model", prefix: str | None = None,
+            passes: Sequence[str] = PIPELINE, arena_section: str = "") -> CompiledModel:
+    """Capture `model` (an nn.Module in eval mode, or a torch.export ExportedProgram), optimise its
+    IR and generate C. `example_inputs` is a tensor or tuple of tensors with the deployment shapes."""
+    import torch  # noqa: PLC0415
+
+    from .frontend.torch_export import export_model, from_exported_program  # noqa: PLC0415
+
+    if isinstance(model, torch.export.ExportedProgram):
+        ep = model
+        torch_model = model.module()
+    else:
+        if example_inputs is None:
+            raise InputError("compile() needs example_inputs for an nn.Module")
+        if isinstance(example_inputs, torch.Tensor):
+            example_inputs = (example_inputs,)
+        ep = export_model(model, example_inputs)
+        torch_model = model
+    graph = from_exported_program(ep, name=name)
+    graph = run_passes(graph, passes)
+    attr = f'__attribute__((section("{arena_section}")))' if arena_section else ""
+    return CompiledModel(graph, prefix=prefix or name, arena_attr=attr, torch_model=torch_model)
+
+
+def load(directory: str | Path, prefix: str = "model") -> CompiledModel:
+    graph = load_graph(Path(directory) / "ir" if (Path(directory) / "ir").exists() else directory)
+    verify_graph(graph, after="load")
+    return CompiledModel(graph, prefix=prefix)
+
+
+@dataclass
+class OutputError:
+    name: str
+    max_abs_c: float
+    rel_l2_c: float
+    max_abs_ref: float
+    rel_l2_ref: float
+
+
+def rel_l2(y: np.ndarray, ref: np.ndarray) -> float:
+    """||y - ref||_2 / ||ref||_2 (the project plan's metric); falls back to ||y - ref|| when ref is 0."""
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    ref = np.asarray(ref, dtype=np.float64).reshape(-1)
+    den = np.linalg.norm(ref)
+    num = np.linalg.norm(y - ref)
+    return float(num / den) if den > 0 else float(num)
+
+
+def verify(model, example_inputs=None, *, runs: int = 5, seed: int = 0, compiled: CompiledModel | None = None,
+           print_table: bool = True) -> list[OutputError]:
+    """Run PyTorch, the NumPy interpreter and the host C on `runs` seeded random inputs with the
+    example inputs' shapes and dtypes; returns the worst error per output over all runs."""
+    import torch  # noqa: PLC0415
+
+    if isinstance(model, CompiledModel):
+        compiled, model = model, model.torch_model
+    if isinstance(example_inputs, torch.Tensor):
+        example_inputs = (example_inputs,)
+    if compiled is None:
+        compiled = compile(model, example_inputs)
+    if model is None:
+        raise InputError("verify() needs the torch model to compare against")
+    if example_inputs is None:
+        raise InputError("verify() needs example inputs (for their shapes and dtypes)")
+    gen = torch.Generator().manual_seed(seed)
+    worst: dict[int, list[float]] = {}
+    for _ in range(runs):
+        inputs = tuple(_random_like(x, gen) for x in example_inputs)
+        with torch.no_grad():
+            expected = model(*inputs)
+        expected = [expected] if isinstance(expected, torch.Tensor) else list(_flatten(expected))
+        arrays = [x.numpy() for x in inputs]
+        got_ref = compiled.run_reference(arrays)
+        got_c = compiled.run_c(arrays)
+        for k, (e, r, c) in enumerate(zip(expected, got_ref, got_c)):
+            e = e.detach().numpy().astype(np.float64)
+            row = [float(np.max(np.abs(c - e), initial=0.0)), rel_l2(c, e),
+                   float(np.max(np.abs(r - e), initial=0.0)), rel_l2(r, e)]
+            worst[k] = [max(a, b) for a, b in zip(worst.get(k, row), row)]
+    results = [OutputError(compiled.graph.outputs[k], *vals) for k, vals in sorted(worst.items())]
+    if print_table:
+        print(format_verify(results, runs))
+    return results
+
+
+def format_verify(results: list[OutputError], runs: int) -> str:
+    lines = [f"verified on {runs} seeded random inputs (worst case):",
+             f"  {'output':<16} {'C max|err|':>12} {'C rel L2':>10} {'ref max|err|':>13} {'ref rel L2':>10}"]
+    for r in results:
+        lines.append(f"  {r.name:<16} {r.max_abs_c:>12.3e} {r.rel_l2_c:>10.3e} {r.max_abs_ref:>13.3e} {r.rel_l2_ref:>10.3e}")
+    return "\n".join(lines)
+
+
+def _flatten(value):
+    import torch  # noqa: PLC0415
+
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _flatten(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _flatten(v)
+
+
+def _random_like(x, gen):
+    import torch  # noqa: PLC0415
+
+    if x.dtype.is_floating_point:
+        return torch.randn(x.shape, generator=gen, dtype=x.dtype)
+    if x.dtype == torch.bool:
+        return torch.randint(0, 2, x.shape, generator=gen).bool()
+    hi = int(x.max().item()) + 1 if x.numel() else 2
+    return torch.randint(0, max(hi, 2), x.shape, generator=gen, dtype=x.dtype)

@@ -1,0 +1,115 @@
+"""What an op's C emitter sees: pointers to its tensors, shapes, and helpers for literals.
+
+`emit(ctx, node) -> str` returns one C statement (a kernel call). Pointers are local variables
+declared at the top of the run function; shape/stride tables go into `static const` arrays.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ...ir.graph import Graph, Node, Tensor
+from ...memory.liveness import StoragePlan
+from .cformat import c_identifier, float_literal, int_literal
+
+C_KEYWORDS = {
+    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else", "enum", "extern",
+    "float", "for", "goto", "if", "inline", "int", "long", "register", "restrict", "return", "short", "signed",
+    "sizeof", "static", "struct", "switch", "typedef", "union", "unsigned", "void", "volatile", "while",
+    "arena", "in", "out", "main",
+}
+
+
+class EmitContext:
+    def __init__(self, graph: Graph, plan: StoragePlan, offsets: dict[str, int], prefix: str):
+        self.graph = graph
+        self.plan = plan
+        self.offsets = offsets
+        self.prefix = prefix
+        self.tables: list[str] = []  # static const arrays for model.c
+        self._table_cache: dict[tuple, str] = {}
+        self._var: dict[str, str] = {}
+        self._taken: set[str] = set()
+        self.node: Node | None = None
+
+    # -- names ------------------------------------------------------------------------------
+    def _fresh(self, base: str) -> str:
+        ident = c_identifier(base)
+        if ident in C_KEYWORDS or ident.startswith("mb_") or ident.startswith(self.prefix + "_"):
+            ident = f"t_{ident}"
+        name, i = ident, 1
+        while name in self._taken:
+            name, i = f"{ident}_{i}", i + 1
+        self._taken.add(name)
+        return name
+
+    def input_param(self, name: str) -> str:
+        return self.var(name)
+
+    def output_param(self, index: int) -> str:
+        return f"out{index}"
+
+    def weight_symbol(self, name: str) -> str:
+        return self.var(name)
+
+    def var(self, tensor_name: str) -> str:
+        """The C name through which kernels reach a tensor (aliases share their root's name)."""
+        root = self.plan.root[tensor_name]
+        if root not in self._var:
+            kind = self.plan.kind[root]
+            if kind == "output":
+                self._var[root] = self.output_param(self.plan.output_slot[root])
+            elif kind == "constant":
+                self._var[root] = f"{self.prefix}_{c_identifier(root)}"
+            else:
+                self._var[root] = self._fresh(root)
+        return self._var[root]
+
+    def ptr(self, tensor_name: str) -> str:
+        return self.var(tensor_name)
+
+    def tensor(self, name: str) -> Tensor:
+        return self.graph.tensors[name]
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return self.graph.tensors[name].shape
+
+    def scratch(self, node: Node, ctype: str = "float") -> str:
+        buf = self.plan.scratch[node.name]
+        return f"({ctype} *)&{self.prefix}_arena.bytes[{self.offsets[buf]}]"
+
+    # -- literals and tables ------------------------------------------------------------------
+    @staticmethod
+    def f(value: float) -> str:
+        return float_literal(value)
+
+    @staticmethod
+    def i(value: int) -> str:
+        return int_literal(value)
+
+    def clamp(self, node: Node) -> str:
+        lo, hi = node.attrs.get("act_min"), node.attrs.get("act_max")
+        return f"{'-INFINITY' if lo is None else float_literal(lo)}, {'INFINITY' if hi is None else float_literal(hi)}"
+
+    def ints(self, values: Sequence[int], hint: str = "dims") -> str:
+        """Name of a `static const int32_t` table holding `values` (deduplicated)."""
+        values = tuple(int(v) for v in values)
+        key = ("int32_t", values)
+        if key not in self._table_cache:
+            name = self._fresh(f"{hint}_{len(self._table_cache)}")
+            body = ", ".join(int_literal(v) for v in values) or "0"
+            self.tables.append(f"static const int32_t {name}[{max(len(values), 1)}] = {{{body}}};")
+            self._table_cache[key] = name
+        return self._table_cache[key]
+
+    def floats(self, values: np.ndarray, hint: str = "table") -> str:
+        values = tuple(float(v) for v in np.asarray(values, dtype=np.float32).reshape(-1))
+        key = ("float", values)
+        if key not in self._table_cache:
+            name = self._fresh(f"{hint}_{len(self._table_cache)}")
+            body = ", ".join(float_literal(v) for v in values) or "0.0f"
+            self.tables.append(f"static const float {name}[{max(len(values), 1)}] = {{{body}}};")
+            self._table_cache[key] = name
+        return self._table_cache[key]

@@ -1,0 +1,46 @@
+#include "mb_binary.h"
+#include "mb_common.h"
+
+#define MB_MAX_RANK 8
+
+/* One kernel per op from one expression of the elements u (of a) and v (of b). The innermost
+ * dimension is a plain loop; the outer ones advance like an odometer. */
+#define MB_BINARY(name, expr)                                                                 \
+    void mb_##name##_f32(const float *a, const float *b, float *y, const int32_t *dims,       \
+                         const int32_t *as, const int32_t *bs, int32_t rank)                  \
+    {                                                                                         \
+        int32_t idx[MB_MAX_RANK] = {0};                                                       \
+        const int32_t inner = dims[rank - 1], sa = as[rank - 1], sb = bs[rank - 1];           \
+        int32_t outer = 1;                                                                    \
+        for (int32_t d = 0; d < rank - 1; ++d) {                                              \
+            outer *= dims[d];                                                                 \
+        }                                                                                     \
+        for (int32_t o = 0; o < outer; ++o) {                                                 \
+            int32_t oa = 0, ob = 0;                                                           \
+            for (int32_t d = 0; d < rank - 1; ++d) {                                          \
+                oa += idx[d] * as[d];                                                         \
+                ob += idx[d] * bs[d];                                                         \
+            }                                                                                 \
+            const float *pa = a + oa;                                                         \
+            const float *pb = b + ob;                                                         \
+            for (int32_t i = 0; i < inner; ++i) {                                             \
+                const float u = pa[i * sa], v = pb[i * sb];                                   \
+                y[i] = (expr);                                                                \
+            }                                                                                 \
+            y += inner;                                                                       \
+            for (int32_t d = rank - 2; d >= 0; --d) {                                         \
+                if (++idx[d] < dims[d]) {                                                     \
+                    break;                                                                    \
+                }                                                                             \
+                idx[d] = 0;                                                                   \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+MB_BINARY(add, u + v)
+MB_BINARY(sub, u - v)
+MB_BINARY(mul, u * v)
+MB_BINARY(div, u / v)
+MB_BINARY(pow, powf(u, v))
+MB_BINARY(maximum, (u != u || u > v) ? u : v)
+MB_BINARY(minimum, (u != u || u < v) ? u : v)

@@ -1,0 +1,24 @@
+/* ModelBlocks kernel library: definitions shared by every kernel. C99, no allocation. */
+#ifndef MB_COMMON_H
+#define MB_COMMON_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Per-layer profiling hook. Define MB_PROFILE and provide mb_profile.h with
+ * MB_PROFILE_BEGIN(id, name) / MB_PROFILE_END(id, name) to time each layer. */
+#ifdef MB_PROFILE
+#include "mb_profile.h"
+#else
+#define MB_PROFILE_BEGIN(id, name) ((void)0)
+#define MB_PROFILE_END(id, name) ((void)0)
+#endif
+
+/* Clamp used by kernels that absorb a following ReLU / ReLU6 / Hardtanh. */
+static inline float mb_clampf(float v, float lo, float hi)
+{
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+#endif /* MB_COMMON_H */

@@ -1,0 +1,107 @@
+"""What an op file's aten converter sees: the fx node's arguments, and a way to add IR nodes.
+
+A converter is `fn(ctx, fx_node) -> value`, where value is an IR tensor name, or a tuple of
+them for ops with several outputs. It reads arguments with `ctx.args(fx_node)` (bound to the
+aten schema, defaults filled), turns fx values into IR tensor names with `ctx.tensor(...)`, and
+adds IR nodes with `ctx.emit(op, inputs, attrs)`, which infers output types through the registry.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import UnsupportedOpError, where
+from ..ir.dtypes import DType
+from ..ir.graph import Graph, Node, Tensor
+from ..ops.registry import get_op
+
+
+class ConvertContext:
+    def __init__(self, graph: Graph, resolve_tensor, materialize_constant):
+        self.graph = graph
+        self._resolve = resolve_tensor  # fx value -> IR tensor name (materialising constants)
+        self._materialize = materialize_constant  # fx value -> torch constant or None
+        self.scope = ""
+        self.source = ""
+        self.target = ""
+        self._node_base = "n"
+
+    def at(self, target: str, scope: str, source: str, node_base: str) -> None:
+        self.target, self.scope, self.source, self._node_base = target, scope, source, node_base
+
+    # -- reading arguments ------------------------------------------------------------------------
+    @staticmethod
+    def args(fx_node) -> dict[str, Any]:
+        """Arguments of an aten call by schema name, with schema defaults filled in."""
+        schema = fx_node.target._schema
+        bound: dict[str, Any] = {}
+        for i, arg in enumerate(schema.arguments):
+            if i < len(fx_node.args) and not arg.kwarg_only:
+                bound[arg.name] = fx_node.args[i]
+            elif arg.name in fx_node.kwargs:
+                bound[arg.name] = fx_node.kwargs[arg.name]
+            elif arg.has_default_value():
+                bound[arg.name] = arg.default_value
+            else:
+                bound[arg.name] = None
+        return bound
+
+    def tensor(self, value, dtype: DType = DType.float32) -> str:
+        """IR tensor name for an fx value; Python numbers become scalar constants of `dtype`."""
+        if isinstance(value, (bool, int, float)):
+            return self.constant(np.array(value, dtype=dtype.numpy), "scalar")
+        return self._resolve(value)
+
+    def optional_tensor(self, value) -> str:
+        return "" if value is None else self.tensor(value)
+
+    def constant_value(self, value) -> np.ndarray | None:
+        """The data of an fx value if it is a compile-time constant (weights, folded values)."""
+        if isinstance(value, (bool, int, float)):
+            return np.array(value)
+        const = self._materialize(value)
+        return None if const is None else const
+
+    def constant(self, data: np.ndarray, name: str = "const", dtype: DType | None = None) -> str:
+        return self.graph.add_constant(name, np.asarray(data), dtype).name
+
+    def info(self, name: str) -> Tensor:
+        return self.graph.tensors[name]
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return self.graph.tensors[name].shape
+
+    # -- adding nodes -------------------------------------------------------------------------------
+    def emit(self, op_name: str, inputs: Sequence[str], attrs: dict | None = None, *, hint: str = "") -> list[str]:
+        """Append one IR node; returns its output tensor names (types from the op's shape rule)."""
+        op = get_op(op_name)
+        try:
+            full = op.full_attrs(attrs or {})
+        except KeyError as exc:
+            raise UnsupportedOpError(f"{self.target}: {exc.args[0]}{where(self.scope, self.source)}") from None
+        name = self.graph.unique_name(hint or self._node_base)
+        node = Node(name, op_name, tuple(inputs), (), full, self.scope, self.source)
+        ins = [self.graph.tensors[i] if i else None for i in inputs]
+        try:
+            types = op.infer(node, ins)
+        except Exception as exc:
+            raise UnsupportedOpError(
+                f"{self.target} cannot be expressed as {op_name}: {exc}{where(self.scope, self.source)}") from None
+        outs = []
+        for k, (shape, dtype) in enumerate(types):
+            out_name = self.graph.unique_name(name if len(types) == 1 else f"{name}_{k}")
+            self.graph.add_tensor(Tensor(out_name, tuple(int(d) for d in shape), dtype))
+            outs.append(out_name)
+        self.graph.nodes.append(node.replace(outputs=tuple(outs)))
+        return outs
+
+    def emit1(self, op_name: str, inputs: Sequence[str], attrs: dict | None = None, *, hint: str = "") -> str:
+        return self.emit(op_name, inputs, attrs, hint=hint)[0]
+
+    def unsupported(self, why: str) -> UnsupportedOpError:
+        return UnsupportedOpError(f"{self.target}: {why}{where(self.scope, self.source)}")
+
+    def last_node(self) -> Node:
+        return self.graph.nodes[-1]

@@ -1,0 +1,247 @@
+"""PyTorch frontend: nn.Module or ExportedProgram -> IR graph.
+
+The model is captured with `torch.export` (non-strict first: it runs the user's Python as is and
+is ten times faster; strict as fallback), then `run_decompositions({})` normalises aliases
+(flatten -> view, contiguous -> clone) while keeping the MCU-level ops whole: linear, conv,
+layer_norm, lstm, gru, scaled_dot_product_attention.
+
+Each fx node is converted by the converter its op file registered for the aten overload.
+Nodes whose tensor inputs are all compile-time constants (weights, buffers, arange, ...) are
+evaluated by torch right here, so the IR only holds computation that depends on the inputs.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import re
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import ExportError, GraphError, InputError, UnsupportedOpError, where
+from ..ir.dtypes import DType
+from ..ir.graph import Graph, Tensor
+from ..ir.verify import verify
+from ..ops.registry import aten_converter, supported_aten
+from .convert_context import ConvertContext
+
+_FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
+_TORCH_DIR = os.path.dirname(torch.__file__)
+_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def export_model(model: torch.nn.Module, example_inputs: Sequence[torch.Tensor]) -> torch.export.ExportedProgram:
+    """torch.export with the error messages a user can act on."""
+    if not isinstance(model, torch.nn.Module):
+        raise InputError(f"expected an nn.Module, got {type(model).__name__}")
+    example_inputs = tuple(example_inputs)
+    for i, x in enumerate(example_inputs):
+        if not isinstance(x, torch.Tensor):
+            raise InputError(f"example input {i} is a {type(x).__name__}; ModelBlocks takes a tuple of tensors")
+    model = model.eval()
+    errors = []
+    for strict in (False, True):
+        try:
+            with torch.no_grad():
+                return torch.export.export(model, example_inputs, strict=strict)
+        except Exception as exc:  # torch raises many types here; we translate them below
+            errors.append(exc)
+    raise _explain_export_failure(errors[0]) from errors[0]
+
+
+def _explain_export_failure(exc: Exception) -> ExportError:
+    text = str(exc)
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    place = ""
+    for path, line, _fn in _FRAME.findall(text):
+        if not path.startswith(_TORCH_DIR):
+            place = f" at {os.path.basename(path)}:{line}"
+    data_dependent = any(k in text for k in ("data-dependent", "GuardOnDataDependent", "Could not guard",
+                                             "could not extract specialized integer", "ConstraintViolation",
+                                             "DataDependent", "u0", "item()"))
+    if data_dependent:
+        advice = ("the model's Python control flow or shapes depend on tensor values (e.g. `if x.sum() > 0`, "
+                  "`.item()`, `.nonzero()`). A microcontroller program needs one static graph: replace the "
+                  "branch with torch.where, or compute the condition from shapes or constructor arguments")
+    else:
+        advice = "check that forward() takes only tensors and runs with the example inputs' shapes"
+    return ExportError(f"torch.export could not capture the model{place}: {first}\nWhat to change: {advice}.")
+
+
+def _source_line(fx_node) -> str:
+    trace = fx_node.meta.get("stack_trace") or ""
+    found = ""
+    for path, line, _fn in _FRAME.findall(trace):
+        if not (path.startswith(_TORCH_DIR) or path.startswith(_OWN_DIR) or "<" in path):
+            found = f"{os.path.basename(path)}:{line}"
+    return found
+
+
+def _scope(fx_node) -> str:
+    stack = fx_node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return ""
+    path = list(stack.values())[-1][0]
+    # strict export spells paths as L['self'].blocks[0].fc
+    path = re.sub(r"^L\['self'\]\.?", "", path)
+    path = re.sub(r"\[(\d+)\]", r".\1", path)
+    path = re.sub(r"\._modules\['([^']+)'\]", r".\1", path)
+    return path.strip(".")
+
+
+def _symbol(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", text).strip("_") or "t"
+
+
+def from_exported_program(ep: torch.export.ExportedProgram, name: str = "model") -> Graph:
+    ep = ep.run_decompositions({})
+    graph = Graph(name=name)
+    sig = ep.graph_signature
+    consts: dict[str, torch.Tensor] = {}  # placeholder name -> constant value
+    for spec in sig.input_specs:
+        kind = spec.kind.name
+        if kind in ("PARAMETER", "BUFFER"):
+            consts[spec.arg.name] = ep.state_dict[spec.target] if spec.target in ep.state_dict else ep.constants[spec.target]
+        elif kind in ("CONSTANT_TENSOR", "CUSTOM_OBJ"):
+            value = ep.constants[spec.target]
+            if not isinstance(value, torch.Tensor):
+                raise UnsupportedOpError(f"custom object {spec.target} in the exported program is not supported")
+            consts[spec.arg.name] = value
+
+    targets = {s.arg.name: s.target for s in sig.input_specs if s.target}
+    env: dict[Any, Any] = {}  # fx node -> IR name / tuple of names
+    const_env: dict[Any, Any] = {}  # fx node -> torch value, for compile-time constants
+    materialized: dict[int, str] = {}
+
+    def constant_of(value):
+        if isinstance(value, torch.fx.Node):
+            return const_env.get(value)
+        return None
+
+    def materialize(fx_value, hint: str) -> str:
+        tensor = const_env[fx_value]
+        key = id(tensor)
+        if key not in materialized:
+            data = tensor.detach().cpu()
+            if data.dtype == torch.bfloat16 or data.dtype == torch.float16 or data.dtype == torch.float64:
+                data = data.float()
+            materialized[key] = graph.add_constant(_symbol(hint), data.numpy().copy()).name
+        return materialized[key]
+
+    def resolve(value) -> str:
+        if isinstance(value, torch.fx.Node):
+            if value in const_env:
+                return materialize(value, targets.get(value.name, value.name))
+            ir = env.get(value)
+            if isinstance(ir, str):
+                return ir
+            raise GraphError(f"value {value.name} is not a single tensor (got {ir!r})")
+        raise UnsupportedOpError(f"expected a tensor argument, got {type(value).__name__} {value!r}")
+
+    def const_for_ctx(value):
+        c = constant_of(value)
+        return None if c is None else c.detach().cpu().numpy()
+
+    ctx = ConvertContext(graph, resolve, const_for_ctx)
+
+    for fx_node in ep.graph.nodes:
+        if fx_node.op == "placeholder":
+            if fx_node.name in consts:
+                const_env[fx_node] = consts[fx_node.name]
+                continue
+            val = fx_node.meta.get("val")
+            if not isinstance(val, torch.Tensor):
+                raise InputError(f"model input {fx_node.name} is not a tensor ({type(val).__name__})")
+            _check_static(val, fx_node.name)
+            dtype = _ir_dtype(val.dtype, fx_node.name)
+            graph.add_tensor(Tensor(_symbol(fx_node.name), tuple(int(d) for d in val.shape), dtype))
+            graph.inputs.append(_symbol(fx_node.name))
+            env[fx_node] = _symbol(fx_node.name)
+        elif fx_node.op == "call_function":
+            _convert_call(fx_node, ctx, env, const_env)
+        elif fx_node.op == "output":
+            for out in fx_node.args[0]:
+                if out is None or not isinstance(out, torch.fx.Node):
+                    raise UnsupportedOpError(f"model output {out!r} is not a tensor")
+                graph.outputs.append(resolve(out))
+        else:
+            raise UnsupportedOpError(f"fx node kind {fx_node.op} ({fx_node.target}) is not supported")
+    graph.remove_unused_tensors()
+    verify(graph, after="capture")
+    return graph
+
+
+def _check_static(val: torch.Tensor, what: str) -> None:
+    for d in val.shape:
+        if not isinstance(d, int):
+            raise ExportError(f"{what} has a dynamic dimension ({d}); ModelBlocks compiles static shapes only. "
+                              "What to change: export without dynamic_shapes, with the exact input shape")
+
+
+def _ir_dtype(dtype: torch.dtype, what: str) -> DType:
+    mapping = {torch.float32: DType.float32, torch.float64: DType.float32, torch.float16: DType.float32,
+               torch.int64: DType.int32, torch.int32: DType.int32, torch.int16: DType.int16, torch.int8: DType.int8,
+               torch.uint8: DType.uint8, torch.bool: DType.bool}
+    if dtype not in mapping:
+        raise UnsupportedOpError(f"{what} has dtype {dtype}, which is not supported")
+    return mapping[dtype]
+
+
+def _fx_inputs(fx_node) -> list:
+    found = []
+    torch.fx.node.map_arg((fx_node.args, fx_node.kwargs), lambda n: found.append(n) or n)
+    return found
+
+
+def _convert_call(fx_node, ctx: ConvertContext, env: dict, const_env: dict) -> None:
+    target = fx_node.target
+    if target is operator.getitem:
+        src, idx = fx_node.args
+        if src in const_env:
+            const_env[fx_node] = const_env[src][idx]
+        else:
+            value = env[src]
+            env[fx_node] = value[idx] if isinstance(value, (tuple, list)) else value
+        return
+
+    inputs = _fx_inputs(fx_node)
+    if all(i in const_env for i in inputs):
+        # compile-time constant (weights, arange, zeros, positional encodings): let torch compute it
+        args, kwargs = torch.fx.node.map_arg((fx_node.args, fx_node.kwargs), lambda n: const_env[n])
+        with torch.no_grad():
+            const_env[fx_node] = target(*args, **kwargs)
+        return
+
+    name = str(target)
+    scope, source = _scope(fx_node), _source_line(fx_node)
+    converter = aten_converter(name)
+    if converter is None:
+        raise UnsupportedOpError(
+            f"unsupported op {name}{where(scope, source)}.\n"
+            f"Supported aten ops: {', '.join(supported_aten())}")
+    hint = _symbol(f"{scope}_{fx_node.name}" if scope else fx_node.name)
+    ctx.at(name, scope, source, hint)
+    try:
+        result = converter(ctx, fx_node)
+    except (UnsupportedOpError, GraphError, InputError):
+        raise
+    except Exception as exc:  # a converter bug must still say where it happened
+        raise UnsupportedOpError(f"cannot convert {name}{where(scope, source)}: {type(exc).__name__}: {exc}") from exc
+    env[fx_node] = result
+    _check_against_torch(fx_node, result, ctx, name, scope, source)
+
+
+def _check_against_torch(fx_node, result, ctx: ConvertContext, name: str, scope: str, source: str) -> None:
+    """The op's shape rule must agree with torch's fake-tensor shapes: catch converter bugs early."""
+    val = fx_node.meta.get("val")
+    vals = val if isinstance(val, (tuple, list)) else [val]
+    results = result if isinstance(result, (tuple, list)) else [result]
+    for v, r in zip(vals, results):
+        if isinstance(v, torch.Tensor) and isinstance(r, str) and r:
+            _check_static(v, f"the result of {name}{where(scope, source)}")
+            got = ctx.graph.tensors[r].shape
+            if tuple(v.shape) != got:
+                raise GraphError(f"converter for {name}{where(scope, source)} produced shape {list(got)}, "
+                                 f"torch says {list(v.shape)} (ModelBlocks bug)")

@@ -1,0 +1,70 @@
+"""batch_norm (inference): y[n, c, ...] = x[n, c, ...] * scale[c] + shift[c].
+
+The converter precomputes scale = gamma / sqrt(var + eps) and shift = beta - mean * scale from
+the running statistics, so the kernel is one multiply-add per element. `passes/fold_batchnorm.py`
+folds it into a preceding conv or linear whenever it can.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.dtypes import DType
+from .registry import OpDef, converts, numel, register
+
+
+def _infer(node, ins):
+    x, scale, shift = ins
+    if x.dtype != DType.float32 or len(x.shape) < 2:
+        raise ValueError(f"batch_norm takes float32 of rank >= 2, got {x.dtype.value}{list(x.shape)}")
+    if scale.shape != (x.shape[1],) or shift.shape != (x.shape[1],):
+        raise ValueError(f"scale/shift must have shape [{x.shape[1]}]")
+    return [(x.shape, DType.float32)]
+
+
+def _channel_view(v, rank):
+    return v.reshape((1, -1) + (1,) * (rank - 2)).astype(np.float64)
+
+
+def _reference(node, args):
+    x, scale, shift = args
+    return [(x.astype(np.float64) * _channel_view(scale, x.ndim) + _channel_view(shift, x.ndim)).astype(np.float32)]
+
+
+def _emit(ctx, node):
+    x, scale, shift = node.inputs
+    shape = ctx.shape(x)
+    return (f"mb_batch_norm_f32({ctx.ptr(x)}, {ctx.ptr(scale)}, {ctx.ptr(shift)}, {ctx.ptr(node.outputs[0])}, "
+            f"{shape[0]}, {shape[1]}, {numel(shape[2:])});")
+
+
+register(OpDef(
+    name="batch_norm", infer=_infer, reference=_reference, emit=_emit, kernels=("mb_batch_norm",),
+    num_inputs=(3, 3), macs=lambda node, ins, outs: numel(outs[0].shape),
+    doc="per-channel affine y = x * scale[c] + shift[c] (channel = dim 1)",
+))
+
+
+@converts("aten._native_batch_norm_legit_no_training.default", "aten.batch_norm.default",
+          "aten._native_batch_norm_legit.no_stats", "aten.native_batch_norm.default")
+def _from_batch_norm(ctx, fx):
+    a = ctx.args(fx)
+    if a.get("training"):
+        raise ctx.unsupported("BatchNorm in training mode: call model.eval() before compiling")
+    x = ctx.tensor(a["input"])
+    channels = ctx.shape(x)[1]
+    mean, var = ctx.constant_value(a.get("running_mean")), ctx.constant_value(a.get("running_var"))
+    if mean is None or var is None:
+        raise ctx.unsupported("BatchNorm without constant running statistics (track_running_stats=False) "
+                              "is not supported")
+    gamma = ctx.constant_value(a["weight"]) if a.get("weight") is not None else np.ones(channels)
+    beta = ctx.constant_value(a["bias"]) if a.get("bias") is not None else np.zeros(channels)
+    if gamma is None or beta is None:
+        raise ctx.unsupported("BatchNorm with non-constant affine parameters is not supported")
+    scale = gamma.astype(np.float64) / np.sqrt(var.astype(np.float64) + float(a["eps"]))
+    shift = beta.astype(np.float64) - mean.astype(np.float64) * scale
+    y = ctx.emit1("batch_norm", [x, ctx.constant(scale.astype(np.float32), "bn_scale"),
+                                 ctx.constant(shift.astype(np.float32), "bn_shift")])
+    if str(fx.target) == "aten.batch_norm.default":
+        return y
+    return (y, "", "")

@@ -1,0 +1,139 @@
+"""Elementwise binary arithmetic with NumPy broadcasting: add, sub, mul, div, pow, maximum, minimum.
+
+Python scalars become scalar constants; `alpha` of add/sub and the reversed forms (rsub) are
+expressed with the same ops. The C kernel walks the broadcast shape after merging dimensions that
+are contiguous in both operands, so the common cases (same shape, scalar, per-channel) reduce to
+one or two loops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.dtypes import DType
+from .registry import OpDef, Prop, converts, numel, register
+
+MAX_RANK = 8
+
+_NUMPY = {
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
+    "pow": np.power, "maximum": np.maximum, "minimum": np.minimum,
+}
+
+
+def broadcast_strides(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]:
+    """Element strides of a contiguous tensor of `shape` read as `out` (0 on broadcast dims)."""
+    strides, step = [0] * len(out), 1
+    for k in range(1, len(shape) + 1):
+        d = shape[-k]
+        strides[-k] = 0 if d == 1 else step
+        step *= d
+    return strides
+
+
+def collapse(dims: list[int], *strides: list[int]) -> tuple[list[int], list[list[int]]]:
+    """Merge neighbouring dimensions that every operand walks contiguously; drop size-1 dims."""
+    keep = [k for k, d in enumerate(dims) if d != 1]
+    dims = [dims[k] for k in keep] or [1]
+    strides = [[s[k] for k in keep] or [0] for s in strides]
+    out_dims, out_strides = [dims[0]], [[s[0]] for s in strides]
+    for k in range(1, len(dims)):
+        if all(s[k - 1] == s[k] * dims[k] for s in strides):
+            out_dims[-1] *= dims[k]
+            for os_, s in zip(out_strides, strides):
+                os_[-1] = s[k]
+        else:
+            out_dims.append(dims[k])
+            for os_, s in zip(out_strides, strides):
+                os_.append(s[k])
+    return out_dims, out_strides
+
+
+def _make(name: str) -> OpDef:
+    def infer(node, ins):
+        a, b = ins
+        if a.dtype != DType.float32 or b.dtype != DType.float32:
+            raise ValueError(f"{name} takes float32 operands, got {a.dtype.value} and {b.dtype.value}")
+        shape = np.broadcast_shapes(a.shape, b.shape)
+        if len(shape) > MAX_RANK:
+            raise ValueError(f"rank {len(shape)} exceeds {MAX_RANK}")
+        return [(tuple(shape), DType.float32)]
+
+    def reference(node, args):
+        a, b = (x.astype(np.float64) for x in args)
+        with np.errstate(all="ignore"):
+            return [_NUMPY[name](a, b).astype(np.float32)]
+
+    def emit(ctx, node):
+        a, b = node.inputs
+        out = ctx.shape(node.outputs[0])
+        dims, (sa, sb) = collapse(list(out), broadcast_strides(ctx.shape(a), out), broadcast_strides(ctx.shape(b), out))
+        return (f"mb_{name}_f32({ctx.ptr(a)}, {ctx.ptr(b)}, {ctx.ptr(node.outputs[0])}, "
+                f"{ctx.ints(dims, 'dims')}, {ctx.ints(sa, 'strides')}, {ctx.ints(sb, 'strides')}, {len(dims)});")
+
+    def macs(node, ins, outs):
+        return numel(outs[0].shape) if name in ("mul", "div") else 0
+
+    return OpDef(name=name, infer=infer, reference=reference, emit=emit, kernels=("mb_binary",),
+                 num_inputs=(2, 2), macs=macs, props=frozenset({Prop.ELEMENTWISE}), doc=f"broadcasting {name}")
+
+
+for _name in _NUMPY:
+    register(_make(_name))
+
+
+def _scaled(ctx, value, alpha):
+    t = ctx.tensor(value)
+    if alpha is None or alpha == 1:
+        return t
+    return ctx.emit1("mul", [t, ctx.tensor(float(alpha))])
+
+
+@converts("aten.add.Tensor", "aten.add.Scalar")
+def _add(ctx, fx):
+    a = ctx.args(fx)
+    return ctx.emit1("add", [ctx.tensor(a["self"]), _scaled(ctx, a["other"], a.get("alpha"))])
+
+
+@converts("aten.sub.Tensor", "aten.sub.Scalar")
+def _sub(ctx, fx):
+    a = ctx.args(fx)
+    return ctx.emit1("sub", [ctx.tensor(a["self"]), _scaled(ctx, a["other"], a.get("alpha"))])
+
+
+@converts("aten.rsub.Tensor", "aten.rsub.Scalar")
+def _rsub(ctx, fx):
+    a = ctx.args(fx)
+    return ctx.emit1("sub", [ctx.tensor(a["other"]), _scaled(ctx, a["self"], a.get("alpha"))])
+
+
+@converts("aten.mul.Tensor", "aten.mul.Scalar")
+def _mul(ctx, fx):
+    a = ctx.args(fx)
+    return ctx.emit1("mul", [ctx.tensor(a["self"]), ctx.tensor(a["other"])])
+
+
+@converts("aten.div.Tensor", "aten.div.Scalar", "aten.div.Tensor_mode")
+def _div(ctx, fx):
+    a = ctx.args(fx)
+    if a.get("rounding_mode") is not None:
+        raise ctx.unsupported(f"division with rounding_mode={a['rounding_mode']!r} is not supported")
+    return ctx.emit1("div", [ctx.tensor(a["self"]), ctx.tensor(a["other"])])
+
+
+@converts("aten.pow.Tensor_Tensor", "aten.pow.Scalar")
+def _pow(ctx, fx):
+    a = ctx.args(fx)
+    return ctx.emit1("pow", [ctx.tensor(a["self"]), ctx.tensor(a["exponent"])])
+
+
+@converts("aten.maximum.default")
+def _maximum(ctx, fx):
+    a = ctx.args(fx)
+    return ctx.emit1("maximum", [ctx.tensor(a["self"]), ctx.tensor(a["other"])])
+
+
+@converts("aten.minimum.default")
+def _minimum(ctx, fx):
+    a = ctx.args(fx)
+    return ctx.emit1("minimum", [ctx.tensor(a["self"]), ctx.tensor(a["other"])])
