@@ -12,6 +12,7 @@ evaluated by torch right here, so the IR only holds computation that depends on 
 
 from __future__ import annotations
 
+import linecache
 import operator
 import os
 import re
@@ -26,10 +27,10 @@ from ..ir.graph import Graph, Tensor
 from ..ir.verify import verify
 from ..ops.registry import aten_converter, supported_aten
 from .convert_context import ConvertContext
+from .diagnose import check_runs, quiet_torch, user_frame
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
 _TORCH_DIR = os.path.dirname(torch.__file__)
-_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def export_model(model: torch.nn.Module, example_inputs: Sequence[torch.Tensor]) -> torch.export.ExportedProgram:
@@ -44,11 +45,15 @@ def export_model(model: torch.nn.Module, example_inputs: Sequence[torch.Tensor])
     errors = []
     for strict in (False, True):
         try:
-            with torch.no_grad():
+            with torch.no_grad(), quiet_torch():
                 return torch.export.export(model, example_inputs, strict=strict)
         except Exception as exc:  # torch raises many types here; we translate them below
             errors.append(exc)
-    raise _explain_export_failure(errors[0]) from errors[0]
+        if not strict:
+            check_runs(model, example_inputs)  # inputs that do not fit the model: say so, skip the retry
+    error = _explain_export_failure(errors[0])
+    error.original = errors[0]  # torch's exception, for debugging; not chained to keep tracebacks short
+    raise error from None
 
 
 def _explain_export_failure(exc: Exception) -> ExportError:
@@ -57,7 +62,10 @@ def _explain_export_failure(exc: Exception) -> ExportError:
     place = ""
     for path, line, _fn in _FRAME.findall(text):
         if not path.startswith(_TORCH_DIR):
-            place = f" at {os.path.basename(path)}:{line}"
+            code = linecache.getline(path, int(line)).strip()
+            place = f" at {os.path.basename(path)}:{line}" + (f" (`{code}`)" if code else "")
+    if not place and user_frame(exc.__traceback__):
+        place = f" at {user_frame(exc.__traceback__)}"
     data_dependent = any(k in text for k in ("data-dependent", "GuardOnDataDependent", "Could not guard",
                                              "could not extract specialized integer", "ConstraintViolation",
                                              "DataDependent", "u0", "item()"))
@@ -74,7 +82,7 @@ def _source_line(fx_node) -> str:
     trace = fx_node.meta.get("stack_trace") or ""
     found = ""
     for path, line, _fn in _FRAME.findall(trace):
-        if not (path.startswith(_TORCH_DIR) or path.startswith(_OWN_DIR) or "<" in path):
+        if not (path.startswith(_TORCH_DIR) or "<" in path):
             found = f"{os.path.basename(path)}:{line}"
     return found
 

@@ -1,0 +1,262 @@
+"""The `modelblocks` command line.
+
+    modelblocks compile model.py:Net --weights net.pth --input-shape 1,3,32,32 -o out/
+    modelblocks compile exported.pt2 -o out/
+    modelblocks verify model.py:Net --weights net.pth --input-shape 1,3,32,32 --runs 5
+    modelblocks demo --out build/demo
+
+Exit codes: 0 ok, 1 verification failed, 2 user error (bad file, shape, option, unsupported
+model: one clear message, no traceback), 3 internal error (a ModelBlocks bug: traceback, please
+report it), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import traceback
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .errors import CompileError, InputError, ModelBlocksError
+
+EXIT_OK, EXIT_VERIFY_FAILED, EXIT_USER_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
+ISSUES = "the ModelBlocks issue tracker"
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+# -- argument parsing -------------------------------------------------------------------------------
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="model.py:ClassName (a Python file and the nn.Module class in it), "
+                                 "or a .pt2 file saved with torch.export.save")
+    p.add_argument("--weights", "-w", metavar="FILE",
+                   help="weights: a state_dict, or a checkpoint dict with a 'state_dict'/'model_state_dict' entry")
+    p.add_argument("--input-shape", "-s", action="append", default=[], metavar="SHAPE",
+                   help="example input shape, e.g. 1,3,32,32; repeat for several inputs (optional for .pt2)")
+    p.add_argument("--input-dtype", action="append", default=[], metavar="DTYPE",
+                   help="dtype of each input, in order: float32 (default), int64 or int32; repeatable")
+    p.add_argument("--init-args", metavar="JSON", help="constructor arguments as a JSON object, "
+                                                       "e.g. '{\"num_classes\": 6}'")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow a weights file that is a whole pickled model (this runs code from the file)")
+
+
+def _verify_options(p: argparse.ArgumentParser, runs: int) -> None:
+    p.add_argument("--runs", type=int, default=runs, help=f"random inputs to verify on (default {runs})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    p.add_argument("--tol", type=float, default=1e-5, help="relative L2 tolerance (default 1e-5)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modelblocks",
+        description="Compile trained PyTorch models into dependency-free C99 for microcontrollers, "
+                    "verified against PyTorch.")
+    parser.add_argument("--version", action="version", version=f"modelblocks {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("compile", help="compile a model to C and write it to a folder",
+                       description="Compile a model to C99, verify it against PyTorch and write the sources, "
+                                   "the IR and a report to the output folder.")
+    _model_options(p)
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder (replaced as a whole)")
+    p.add_argument("--name", default="model", help="model name (default: model)")
+    p.add_argument("--prefix", help="C symbol prefix, e.g. kws -> kws_run(), kws.h (default: the name)")
+    p.add_argument("--arena-section", default="", metavar="SECTION",
+                   help="linker section of the activation arena, e.g. .axisram")
+    p.add_argument("--no-verify", action="store_true", help="skip checking the C against PyTorch")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing output folder even if it does not hold a previous ModelBlocks output")
+    _verify_options(p, runs=3)
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("verify", help="compile a model and check the C and the reference against PyTorch",
+                       description="Compile a model, run PyTorch, the NumPy reference and the host C on seeded "
+                                   "random inputs, and report the errors. Exits 1 if any relative L2 >= --tol.")
+    _model_options(p)
+    _verify_options(p, runs=5)
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("demo", help="run the bundled end-to-end demo")
+    p.add_argument("--out", "-o", default="build/demo", metavar="DIR", help="output folder (default build/demo)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+# -- commands ---------------------------------------------------------------------------------------
+
+def _console():
+    from rich.console import Console  # noqa: PLC0415
+
+    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120, highlight=False,
+                   soft_wrap=False)
+
+
+def _load(args):
+    from .frontend.loader import load_model  # noqa: PLC0415 (imports torch)
+
+    return load_model(args.model, weights=args.weights, input_shapes=args.input_shape,
+                      input_dtypes=args.input_dtype, init_args=args.init_args, trust_pickle=args.trust_pickle)
+
+
+def _check_verify_options(args) -> None:
+    if args.runs < 1:
+        raise InputError(f"--runs must be at least 1, got {args.runs}")
+    if not args.tol > 0:
+        raise InputError(f"--tol must be positive, got {args.tol}")
+
+
+def _check_out_dir(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output path {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        previous = (out / "report.json").is_file() and (out / "ir").is_dir()
+        if not previous:
+            raise InputError(f"output folder {out} is not empty and does not hold a previous ModelBlocks output; "
+                             "compile replaces the whole folder, so pick a new one or pass --force")
+
+
+def _verify(compiled, loaded, args, console) -> bool:
+    from .api import verify  # noqa: PLC0415
+
+    results = verify(compiled, loaded.example_inputs, runs=args.runs, seed=args.seed, print_table=False)
+    from rich.table import Table  # noqa: PLC0415
+
+    console.print(f"verification on {args.runs} seeded random inputs (worst case, tolerance {args.tol:g}):")
+    table = Table()
+    for col in ("output", "C max|err|", "C rel L2", "ref max|err|", "ref rel L2", ""):
+        table.add_column(col, justify="left" if col == "output" else "right")
+    ok = True
+    for r in results:
+        good = r.rel_l2_c < args.tol and r.rel_l2_ref < args.tol
+        ok &= good
+        table.add_row(r.name, f"{r.max_abs_c:.3e}", f"{r.rel_l2_c:.3e}", f"{r.max_abs_ref:.3e}",
+                      f"{r.rel_l2_ref:.3e}", "ok" if good else "FAIL")
+    console.print(table)
+    if ok:
+        console.print(f"verification passed: every output within rel L2 < {args.tol:g} of PyTorch")
+    else:
+        console.print(f"verification FAILED: rel L2 >= {args.tol:g} (the C does not compute what PyTorch computes; "
+                      f"please report this with the model on {ISSUES})")
+    return ok
+
+
+def _print_report(report: dict, console) -> None:
+    from rich.table import Table  # noqa: PLC0415
+
+    console.print(f"model {report['name']}: {len(report['layers'])} layers, {report['macs']:,} MACs, "
+                  f"{report['params']:,} params, weights {report['weights_bytes']:,} B, "
+                  f"arena {report['arena_bytes']:,} B")
+    table = Table()
+    for col, just in (("#", "right"), ("op", "left"), ("module", "left"), ("source", "left"),
+                      ("output", "left"), ("MACs", "right"), ("params", "right")):
+        table.add_column(col, justify=just)
+    layers = report["layers"]
+    for row in layers[:80]:
+        out = "x".join(str(d) for d in row["outputs"][0]) if row["outputs"] else ""
+        table.add_row(str(row["index"]), row["op"], row["scope"] or "-", row["source"] or "", out,
+                      f"{row['macs']:,}", f"{row['params']:,}")
+    if len(layers) > 80:
+        table.add_row("...", f"{len(layers) - 80} more layers", "", "", "", "", "")
+    console.print(table)
+
+
+def _files(out: Path) -> list[str]:
+    return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+
+
+def _compile(loaded, args, name="model", prefix=None, arena_section=""):
+    from .api import compile as mb_compile  # noqa: PLC0415
+
+    if prefix is not None and not _IDENT.match(prefix):
+        raise InputError(f"--prefix '{prefix}' is not a C identifier (letters, digits, _; not starting with a digit)")
+    if not _IDENT.match(name):
+        raise InputError(f"--name '{name}' is not a C identifier (letters, digits, _; not starting with a digit)")
+    if arena_section and not re.match(r"^[A-Za-z0-9_.$]+$", arena_section):
+        raise InputError(f"--arena-section '{arena_section}' is not a valid linker section name")
+    return mb_compile(loaded.model, loaded.example_inputs, name=name, prefix=prefix, arena_section=arena_section)
+
+
+def cmd_compile(args) -> int:
+    _check_verify_options(args)
+    out = Path(args.out)
+    _check_out_dir(out, args.force)
+    console = _console()
+    loaded = _load(args)
+    for note in loaded.notes:
+        console.print(f"note: {note}")
+    compiled = _compile(loaded, args, name=args.name, prefix=args.prefix, arena_section=args.arena_section)
+    ok = True
+    if not args.no_verify:
+        ok = _verify(compiled, loaded, args, console)  # before saving: a crash here writes nothing
+    try:
+        compiled.save(out)  # atomic: on failure, a previous output folder stays as it was
+    except OSError as exc:
+        raise InputError(f"cannot write the output folder {out}: {exc}") from None
+    _print_report(compiled.report, console)
+    console.print(f"wrote {out}/:")
+    for f in _files(out):
+        console.print(f"  {f}")
+    return EXIT_OK if ok else EXIT_VERIFY_FAILED
+
+
+def cmd_verify(args) -> int:
+    _check_verify_options(args)
+    console = _console()
+    loaded = _load(args)
+    for note in loaded.notes:
+        console.print(f"note: {note}")
+    compiled = _compile(loaded, args)
+    return EXIT_OK if _verify(compiled, loaded, args, console) else EXIT_VERIFY_FAILED
+
+
+def cmd_demo(args) -> int:
+    from .models import demo  # noqa: PLC0415 (the demo model is only needed here)
+
+    result = demo.run(args.out)
+    return result if isinstance(result, int) else EXIT_OK
+
+
+# -- entry point ------------------------------------------------------------------------------------
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help, --version (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USER_ERROR
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USER_ERROR
+    try:
+        with warnings.catch_warnings():
+            # torch's deprecation notices are not the user's business; our own errors say what matters
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+            return args.func(args)
+    except CompileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print(f"The C compiler rejected code ModelBlocks generated. Unless your compiler is missing, this is a "
+              f"ModelBlocks bug: please report it on {ISSUES}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except ModelBlocksError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # anything else is our bug: show it in full and ask for a report
+        print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        traceback.print_exc(file=sys.stderr)
+        print(f"This is a ModelBlocks bug. Please report it on {ISSUES} with the command you ran, the traceback "
+              "above and, if you can, the model file.", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Bundled models: the default model of `make demo`, also used by the test bank."""

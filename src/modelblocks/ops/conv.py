@@ -1,0 +1,313 @@
+"""conv and conv_transpose, 1-D (N, C, L) and 2-D (N, C, H, W), with stride, dilation and groups.
+
+conv: inputs (x, w, b); w is [Cout, Cin/groups, *kernel] as in PyTorch; b may be "" (no bias).
+Attributes hold one value per spatial dimension (1 or 2 of them): `stride`, `dilation`, and
+`padding` given per side as (begin..., end...), i.e. (left, right) for 1-D and (top, left,
+bottom, right) for 2-D, so that padding='same' with an even kernel (asymmetric) needs no pad op.
+The kernel applies the fused clamp `act_min`/`act_max` (Prop.FUSED_CLAMP), so
+`passes/fuse_activation.py` can absorb a following ReLU / ReLU6, and `passes/fold_batchnorm.py`
+folds a following BatchNorm into w and b (it relies on the op name "conv" and inputs (x, w, b)).
+
+conv_transpose: inputs (x, w, b); w is [Cin, Cout/groups, *kernel] as in PyTorch; symmetric
+`padding`, `output_padding`, `stride`, `dilation`, `groups`. The C kernel gathers: each output
+element sums the input positions that a scatter would have sent to it, so no scratch is needed.
+
+The C kernels are 2-D; a 1-D op runs as H = 1 with a 1-row kernel.
+
+Sources: aten.conv1d/conv2d (.default and .padding, whose padding is 'same' or 'valid'),
+aten.convolution / aten._convolution (transposed or not), aten.conv_transpose1d/2d.
+Reflect / replicate / circular padding_mode exports as a pad op before the conv (ops/resize.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.dtypes import DType
+from .registry import CLAMP_ATTRS, Attr, OpDef, Prop, apply_clamp, converts, numel, register
+
+
+# -- conv ---------------------------------------------------------------------------------------
+
+def _spatial(node) -> int:
+    return len(node.attrs["stride"])
+
+
+def _check_common(node, ins, name):
+    x, w, b = ins
+    nsp = _spatial(node)
+    if nsp not in (1, 2):
+        raise ValueError(f"{name} supports 1-D and 2-D only, got {nsp} spatial dimensions")
+    if x.dtype != DType.float32 or w.dtype != DType.float32:
+        raise ValueError(f"{name} takes float32, got {x.dtype.value} and {w.dtype.value}")
+    if len(x.shape) != nsp + 2 or len(w.shape) != nsp + 2:
+        raise ValueError(f"{name} {nsp}-D needs input and weight of rank {nsp + 2}, got {list(x.shape)} "
+                         f"and {list(w.shape)}")
+    if len(node.attrs["dilation"]) != nsp:
+        raise ValueError("stride and dilation must have one value per spatial dimension")
+    if any(s < 1 for s in node.attrs["stride"]) or any(d < 1 for d in node.attrs["dilation"]):
+        raise ValueError("stride and dilation must be >= 1")
+    if node.attrs["groups"] < 1:
+        raise ValueError("groups must be >= 1")
+    return x, w, b, nsp
+
+
+def _conv_out_size(n, k, s, pb, pe, d):
+    return (n + pb + pe - d * (k - 1) - 1) // s + 1
+
+
+def _conv_infer(node, ins):
+    x, w, b, nsp = _check_common(node, ins, "conv")
+    a = node.attrs
+    g = a["groups"]
+    pads = a["padding"]
+    if len(pads) != 2 * nsp or any(p < 0 for p in pads):
+        raise ValueError(f"padding must be {2 * nsp} non-negative values (begin..., end...), got {pads}")
+    cin, cout = x.shape[1], w.shape[0]
+    if cin % g or cout % g or w.shape[1] * g != cin:
+        raise ValueError(f"input channels {cin}, weight {list(w.shape)} and groups {g} do not agree")
+    if b is not None and b.shape != (cout,):
+        raise ValueError(f"bias {list(b.shape)} does not match {cout} output channels")
+    out = []
+    for i in range(nsp):
+        o = _conv_out_size(x.shape[2 + i], w.shape[2 + i], a["stride"][i], pads[i], pads[nsp + i], a["dilation"][i])
+        if o < 1:
+            raise ValueError(f"the kernel does not fit the padded input {list(x.shape)} in dimension {2 + i}")
+        out.append(o)
+    return [((x.shape[0], cout) + tuple(out), DType.float32)]
+
+
+def _as_2d(x, w, pads, stride, dilation):
+    """View 1-D operands as 2-D with H = 1 (the C kernels do the same)."""
+    if x.ndim == 3:
+        return (x[:, :, None, :], w[:, :, None, :], (0, pads[0], 0, pads[1]), (1, stride[0]), (1, dilation[0]))
+    return x, w, tuple(pads), tuple(stride), tuple(dilation)
+
+
+def _conv_reference(node, args):
+    x, w, b = args
+    a = node.attrs
+    one_d = x.ndim == 3
+    x, w, pads, (sh, sw), (dh, dw) = _as_2d(x.astype(np.float64), w.astype(np.float64), a["padding"],
+                                           a["stride"], a["dilation"])
+    g = a["groups"]
+    n, cin, _, _ = x.shape
+    cout, cig, kh, kw = w.shape
+    cog = cout // g
+    xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
+    oh = (xp.shape[2] - dh * (kh - 1) - 1) // sh + 1
+    ow = (xp.shape[3] - dw * (kw - 1) - 1) // sw + 1
+    y = np.zeros((n, cout, oh, ow))
+    for gi in range(g):
+        xs_c = xp[:, gi * cig:(gi + 1) * cig]
+        wg = w[gi * cog:(gi + 1) * cog]
+        for i in range(kh):
+            for j in range(kw):
+                win = xs_c[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw]
+                y[:, gi * cog:(gi + 1) * cog] += np.einsum("nchw,oc->nohw", win, wg[:, :, i, j])
+    if b is not None:
+        y += b.astype(np.float64).reshape(1, -1, 1, 1)
+    if one_d:
+        y = y[:, :, 0, :]
+    return [apply_clamp(y.astype(np.float32), node)]
+
+
+def _conv_emit(ctx, node):
+    x, w, b = node.inputs
+    a = node.attrs
+    xs, ws, ys = ctx.shape(x), ctx.shape(w), ctx.shape(node.outputs[0])
+    if len(xs) == 3:
+        h, wd, kh, kw, oh, ow = 1, xs[2], 1, ws[2], 1, ys[2]
+        sh, sw, dh, dw, pt, pl = 1, a["stride"][0], 1, a["dilation"][0], 0, a["padding"][0]
+    else:
+        h, wd, kh, kw, oh, ow = xs[2], xs[3], ws[2], ws[3], ys[2], ys[3]
+        (sh, sw), (dh, dw), pt, pl = a["stride"], a["dilation"], a["padding"][0], a["padding"][1]
+    bias = ctx.ptr(b) if b else "NULL"
+    return (f"mb_conv_f32({ctx.ptr(x)}, {ctx.ptr(w)}, {bias}, {ctx.ptr(node.outputs[0])}, "
+            f"{xs[0]}, {xs[1]}, {h}, {wd}, {ws[0]}, {oh}, {ow}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}, "
+            f"{dh}, {dw}, {a['groups']}, {ctx.clamp(node)});")
+
+
+def _conv_macs(node, ins, outs):
+    w = ins[1]
+    return numel(outs[0].shape) * numel(w.shape[1:])
+
+
+register(OpDef(
+    name="conv", infer=_conv_infer, reference=_conv_reference, emit=_conv_emit, kernels=("mb_conv",),
+    attrs={"stride": Attr("ints"), "padding": Attr("ints"), "dilation": Attr("ints"), "groups": Attr("int", 1),
+           **CLAMP_ATTRS},
+    num_inputs=(3, 3), macs=_conv_macs, props=frozenset({Prop.FUSED_CLAMP}),
+    doc="1-D/2-D convolution, w [Cout, Cin/groups, *k], padding (begin..., end...), fused clamp",
+))
+
+
+# -- conv_transpose -------------------------------------------------------------------------------
+
+def _convt_out_size(n, k, s, p, op, d):
+    return (n - 1) * s - 2 * p + d * (k - 1) + op + 1
+
+
+def _convt_infer(node, ins):
+    x, w, b, nsp = _check_common(node, ins, "conv_transpose")
+    a = node.attrs
+    g = a["groups"]
+    if len(a["padding"]) != nsp or len(a["output_padding"]) != nsp:
+        raise ValueError("padding and output_padding must have one value per spatial dimension")
+    if any(p < 0 for p in a["padding"]) or any(p < 0 for p in a["output_padding"]):
+        raise ValueError("padding and output_padding must be >= 0")
+    cin = x.shape[1]
+    if w.shape[0] != cin or cin % g:
+        raise ValueError(f"input channels {cin}, weight {list(w.shape)} and groups {g} do not agree")
+    cout = w.shape[1] * g
+    if b is not None and b.shape != (cout,):
+        raise ValueError(f"bias {list(b.shape)} does not match {cout} output channels")
+    out = []
+    for i in range(nsp):
+        o = _convt_out_size(x.shape[2 + i], w.shape[2 + i], a["stride"][i], a["padding"][i],
+                            a["output_padding"][i], a["dilation"][i])
+        if o < 1:
+            raise ValueError(f"empty output in dimension {2 + i}")
+        out.append(o)
+    return [((x.shape[0], cout) + tuple(out), DType.float32)]
+
+
+def _convt_reference(node, args):
+    x, w, b = args
+    a = node.attrs
+    one_d = x.ndim == 3
+    x, w = x.astype(np.float64), w.astype(np.float64)
+    if one_d:
+        x, w = x[:, :, None, :], w[:, :, None, :]
+        stride, pad, opad, dil = (1,) + a["stride"], (0,) + a["padding"], (0,) + a["output_padding"], \
+            (1,) + a["dilation"]
+    else:
+        stride, pad, opad, dil = a["stride"], a["padding"], a["output_padding"], a["dilation"]
+    g = a["groups"]
+    n, cin, h, wd = x.shape
+    _, cog, kh, kw = w.shape
+    cig = cin // g
+    (sh, sw), (dh, dw) = stride, dil
+    full_h = (h - 1) * sh + dh * (kh - 1) + opad[0] + 1
+    full_w = (wd - 1) * sw + dw * (kw - 1) + opad[1] + 1
+    buf = np.zeros((n, cog * g, full_h, full_w))
+    for gi in range(g):
+        xg = x[:, gi * cig:(gi + 1) * cig]
+        wg = w[gi * cig:(gi + 1) * cig]
+        for i in range(kh):
+            for j in range(kw):
+                buf[:, gi * cog:(gi + 1) * cog, i * dh:i * dh + sh * (h - 1) + 1:sh,
+                    j * dw:j * dw + sw * (wd - 1) + 1:sw] += np.einsum("nchw,co->nohw", xg, wg[:, :, i, j])
+    oh, ow = full_h - 2 * pad[0], full_w - 2 * pad[1]
+    y = buf[:, :, pad[0]:pad[0] + oh, pad[1]:pad[1] + ow]
+    if b is not None:
+        y = y + b.astype(np.float64).reshape(1, -1, 1, 1)
+    if one_d:
+        y = y[:, :, 0, :]
+    return [apply_clamp(y.astype(np.float32), node)]
+
+
+def _convt_emit(ctx, node):
+    x, w, b = node.inputs
+    a = node.attrs
+    xs, ws, ys = ctx.shape(x), ctx.shape(w), ctx.shape(node.outputs[0])
+    if len(xs) == 3:
+        h, wd, kh, kw, oh, ow = 1, xs[2], 1, ws[2], 1, ys[2]
+        sh, sw, dh, dw, ph, pw = 1, a["stride"][0], 1, a["dilation"][0], 0, a["padding"][0]
+    else:
+        h, wd, kh, kw, oh, ow = xs[2], xs[3], ws[2], ws[3], ys[2], ys[3]
+        (sh, sw), (dh, dw), (ph, pw) = a["stride"], a["dilation"], a["padding"]
+    bias = ctx.ptr(b) if b else "NULL"
+    return (f"mb_conv_transpose_f32({ctx.ptr(x)}, {ctx.ptr(w)}, {bias}, {ctx.ptr(node.outputs[0])}, "
+            f"{xs[0]}, {xs[1]}, {h}, {wd}, {ys[1]}, {oh}, {ow}, {kh}, {kw}, {sh}, {sw}, {ph}, {pw}, "
+            f"{dh}, {dw}, {a['groups']}, {ctx.clamp(node)});")
+
+
+def _convt_macs(node, ins, outs):
+    x, w = ins[0], ins[1]
+    return numel(x.shape) * numel(w.shape[1:])
+
+
+register(OpDef(
+    name="conv_transpose", infer=_convt_infer, reference=_convt_reference, emit=_convt_emit,
+    kernels=("mb_conv",),
+    attrs={"stride": Attr("ints"), "padding": Attr("ints"), "output_padding": Attr("ints"),
+           "dilation": Attr("ints"), "groups": Attr("int", 1), **CLAMP_ATTRS},
+    num_inputs=(3, 3), macs=_convt_macs, props=frozenset({Prop.FUSED_CLAMP}),
+    doc="1-D/2-D transposed convolution, w [Cin, Cout/groups, *k], fused clamp",
+))
+
+
+# -- converters -----------------------------------------------------------------------------------
+
+def _ints(value, nsp, what, ctx):
+    vals = tuple(int(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
+    if len(vals) == 1 and nsp > 1:
+        vals = vals * nsp
+    if len(vals) != nsp:
+        raise ctx.unsupported(f"{what} {list(vals)} does not have {nsp} values")
+    return vals
+
+
+def _batched(ctx, x, nsp):
+    """Unbatched input (C, *spatial) runs as a batch of one; returns (x, original shape or None)."""
+    shape = ctx.shape(x)
+    if len(shape) == nsp + 1:
+        return ctx.emit1("reshape", [x], {"shape": (1,) + shape}), shape
+    return x, None
+
+
+def _unbatch(ctx, y, orig):
+    if orig is None:
+        return y
+    return ctx.emit1("reshape", [y], {"shape": ctx.shape(y)[1:]})
+
+
+def _emit_conv(ctx, a, padding, transposed=False, output_padding=None):
+    x, w = ctx.tensor(a["input"]), ctx.tensor(a["weight"])
+    nsp = len(ctx.shape(w)) - 2
+    if nsp not in (1, 2):
+        raise ctx.unsupported(f"{nsp}-D convolution is not supported (1-D and 2-D are)")
+    stride = _ints(a["stride"], nsp, "stride", ctx)
+    dilation = _ints(a["dilation"], nsp, "dilation", ctx)
+    groups = int(a["groups"])
+    x, orig = _batched(ctx, x, nsp)
+    bias = ctx.optional_tensor(a["bias"])
+    if transposed:
+        attrs = {"stride": stride, "padding": _ints(padding, nsp, "padding", ctx),
+                 "output_padding": _ints(output_padding, nsp, "output_padding", ctx),
+                 "dilation": dilation, "groups": groups}
+        return _unbatch(ctx, ctx.emit1("conv_transpose", [x, w, bias], attrs), orig)
+    kernel = ctx.shape(w)[2:]
+    if isinstance(padding, str):
+        if padding == "valid":
+            pads = (0,) * (2 * nsp)
+        elif padding == "same":
+            total = [dilation[i] * (kernel[i] - 1) for i in range(nsp)]
+            # PyTorch puts the odd extra element of 'same' padding at the end
+            pads = tuple(t // 2 for t in total) + tuple(t - t // 2 for t in total)
+        else:
+            raise ctx.unsupported(f"conv padding={padding!r} is not supported ('same', 'valid' or ints are)")
+    else:
+        sym = _ints(padding, nsp, "padding", ctx)
+        pads = sym + sym
+    attrs = {"stride": stride, "padding": pads, "dilation": dilation, "groups": groups}
+    return _unbatch(ctx, ctx.emit1("conv", [x, w, bias], attrs), orig)
+
+
+@converts("aten.conv1d.default", "aten.conv2d.default", "aten.conv1d.padding", "aten.conv2d.padding")
+def _from_conv(ctx, fx):
+    a = ctx.args(fx)
+    return _emit_conv(ctx, a, a["padding"])
+
+
+@converts("aten.convolution.default", "aten._convolution.default", "aten._convolution.deprecated")
+def _from_convolution(ctx, fx):
+    a = ctx.args(fx)
+    return _emit_conv(ctx, a, a["padding"], transposed=bool(a["transposed"]), output_padding=a["output_padding"])
+
+
+@converts("aten.conv_transpose1d.default", "aten.conv_transpose2d.input")
+def _from_conv_transpose(ctx, fx):
+    a = ctx.args(fx)
+    return _emit_conv(ctx, a, a["padding"], transposed=True, output_padding=a["output_padding"])

@@ -1,0 +1,116 @@
+"""group_norm: normalise each (sample, group of channels) over its channels and positions, then
+an optional per-channel affine. x is (N, C, *) with C divisible by `groups`; inputs (x, gamma,
+beta), gamma and beta [C] or "" (absent).
+
+y = (x - mean) / sqrt(var + eps) * gamma[c] + beta[c], var the biased variance.
+
+InstanceNorm is group_norm with groups = C (input statistics). InstanceNorm with
+track_running_stats=True uses its running statistics at inference: that is a per-channel
+multiply-add, emitted as the batch_norm op.
+
+Sources: aten.group_norm, aten.native_group_norm (mean / rstd outputs not produced),
+aten.instance_norm.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.dtypes import DType
+from .registry import Attr, OpDef, converts, numel, register
+
+
+def _infer(node, ins):
+    x, gamma, beta = ins
+    g = node.attrs["groups"]
+    if x.dtype != DType.float32:
+        raise ValueError(f"group_norm takes float32, got {x.dtype.value}")
+    if len(x.shape) < 2:
+        raise ValueError(f"group_norm needs (N, C, ...), got {list(x.shape)}")
+    c = x.shape[1]
+    if g < 1 or c % g:
+        raise ValueError(f"{c} channels do not split into {g} groups")
+    for t, what in ((gamma, "weight"), (beta, "bias")):
+        if t is not None and t.shape != (c,):
+            raise ValueError(f"{what} {list(t.shape)} must have shape [{c}]")
+    return [(x.shape, DType.float32)]
+
+
+def _reference(node, args):
+    x, gamma, beta = args
+    g = node.attrs["groups"]
+    n, c = x.shape[:2]
+    xg = x.astype(np.float64).reshape(n, g, -1)
+    mean = xg.mean(axis=2, keepdims=True)
+    var = ((xg - mean) ** 2).mean(axis=2, keepdims=True)
+    y = ((xg - mean) / np.sqrt(var + node.attrs["eps"])).reshape((n, c, -1))
+    if gamma is not None:
+        y = y * gamma.astype(np.float64).reshape(1, c, 1)
+    if beta is not None:
+        y = y + beta.astype(np.float64).reshape(1, c, 1)
+    return [y.reshape(x.shape).astype(np.float32)]
+
+
+def _emit(ctx, node):
+    x, gamma, beta = node.inputs
+    shape = ctx.shape(x)
+    return (f"mb_group_norm_f32({ctx.ptr(x)}, {ctx.ptr(gamma) if gamma else 'NULL'}, "
+            f"{ctx.ptr(beta) if beta else 'NULL'}, {ctx.ptr(node.outputs[0])}, {shape[0]}, {shape[1]}, "
+            f"{numel(shape[2:])}, {node.attrs['groups']}, {ctx.f(node.attrs['eps'])});")
+
+
+register(OpDef(
+    name="group_norm", infer=_infer, reference=_reference, emit=_emit, kernels=("mb_group_norm",),
+    attrs={"groups": Attr("int"), "eps": Attr("float", 1e-5)}, num_inputs=(3, 3),
+    macs=lambda node, ins, outs: 3 * numel(outs[0].shape),
+    doc="normalise per (sample, channel group), then per-channel gamma / beta (optional)",
+))
+
+
+def _affine(ctx, value, what):
+    if value is None:
+        return ""
+    return ctx.tensor(value)
+
+
+@converts("aten.group_norm.default")
+def _from_group_norm(ctx, fx):
+    a = ctx.args(fx)
+    x = ctx.tensor(a["input"])
+    return ctx.emit1("group_norm", [x, _affine(ctx, a["weight"], "weight"), _affine(ctx, a["bias"], "bias")],
+                     {"groups": int(a["num_groups"]), "eps": float(a["eps"])})
+
+
+@converts("aten.native_group_norm.default")
+def _from_native_group_norm(ctx, fx):
+    a = ctx.args(fx)
+    x = ctx.tensor(a["input"])
+    y = ctx.emit1("group_norm", [x, _affine(ctx, a["weight"], "weight"), _affine(ctx, a["bias"], "bias")],
+                  {"groups": int(a["group"]), "eps": float(a["eps"])})
+    return (y, "", "")
+
+
+@converts("aten.instance_norm.default")
+def _from_instance_norm(ctx, fx):
+    a = ctx.args(fx)
+    x = ctx.tensor(a["input"])
+    shape = ctx.shape(x)
+    if len(shape) < 3:
+        raise ctx.unsupported(f"instance_norm needs (N, C, *spatial), got {list(shape)}")
+    c = shape[1]
+    eps = float(a["eps"])
+    if a["use_input_stats"]:
+        return ctx.emit1("group_norm", [x, _affine(ctx, a["weight"], "weight"), _affine(ctx, a["bias"], "bias")],
+                         {"groups": c, "eps": eps})
+    # running statistics (InstanceNorm(track_running_stats=True) in eval mode): a per-channel affine
+    mean, var = ctx.constant_value(a["running_mean"]), ctx.constant_value(a["running_var"])
+    if mean is None or var is None:
+        raise ctx.unsupported("instance_norm with use_input_stats=False needs constant running statistics")
+    gamma = ctx.constant_value(a["weight"]) if a["weight"] is not None else np.ones(c)
+    beta = ctx.constant_value(a["bias"]) if a["bias"] is not None else np.zeros(c)
+    if gamma is None or beta is None:
+        raise ctx.unsupported("instance_norm with non-constant affine parameters and running statistics")
+    scale = gamma.astype(np.float64) / np.sqrt(var.astype(np.float64) + eps)
+    shift = beta.astype(np.float64) - mean.astype(np.float64) * scale
+    return ctx.emit1("batch_norm", [x, ctx.constant(scale.astype(np.float32), "in_scale"),
+                                    ctx.constant(shift.astype(np.float32), "in_shift")])
