@@ -98,3 +98,15 @@ def test_every_registered_op_is_complete():
         assert op.emit is not None or op.has(Prop.ALIAS), name
         assert op.emit is None or op.kernels or op.has(Prop.IDENTITY), f"{name} emits C but names no kernel"
     assert torch is not None
+
+
+def test_every_op_is_in_the_readme_table():
+    import re
+    from pathlib import Path
+
+    from modelblocks.ops.registry import all_ops
+
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    documented = set(re.findall(r"`([a-z_0-9]+)`", readme.read_text().split("## Supported ops")[1].split("## ")[0]))
+    missing = sorted(set(all_ops()) - documented)
+    assert not missing, f"ops missing from README's supported-ops table: {missing}"

@@ -177,8 +177,18 @@ def from_exported_program(ep: torch.export.ExportedProgram, name: str = "model")
         else:
             raise UnsupportedOpError(f"fx node kind {fx_node.op} ({fx_node.target}) is not supported")
     graph.remove_unused_tensors()
+    _name_outputs(graph)
     verify(graph, after="capture")
     return graph
+
+
+def _name_outputs(graph: Graph) -> None:
+    """Computed outputs are called output (or output0, output1, ...) in the IR, reports and C."""
+    produced = {o for n in graph.nodes for o in n.outputs}
+    for k, name in enumerate(list(graph.outputs)):
+        wanted = "output" if len(graph.outputs) == 1 else f"output{k}"
+        if name in produced and graph.outputs.count(name) == 1 and wanted not in graph.tensors:
+            graph.rename_tensor(name, wanted)
 
 
 def _check_static(val: torch.Tensor, what: str) -> None:

@@ -108,6 +108,17 @@ class Graph:
         data = np.array(data, dtype=dtype.numpy, order="C", copy=True)
         return self.add_tensor(Tensor(self.unique_name(name), tuple(int(d) for d in data.shape), dtype, data=data))
 
+    def rename_tensor(self, old: str, new: str) -> None:
+        """Give a tensor a new (unused) name everywhere it appears."""
+        if new in self.tensors:
+            raise ValueError(f"tensor name {new!r} is already used")
+        self.tensors = {(new if k == old else k): (dataclasses.replace(t, name=new) if k == old else t)
+                        for k, t in self.tensors.items()}
+        swap = lambda names: tuple(new if n == old else n for n in names)  # noqa: E731
+        self.nodes = [n.replace(inputs=swap(n.inputs), outputs=swap(n.outputs)) for n in self.nodes]
+        self.inputs = list(swap(self.inputs))
+        self.outputs = list(swap(self.outputs))
+
     # -- queries ----------------------------------------------------------------------------
     def tensor(self, name: str) -> Tensor:
         return self.tensors[name]

@@ -30,7 +30,8 @@ class EmitContext:
         self.prefix = prefix
         self.tables: list[str] = []  # static const arrays for model.c
         self._table_cache: dict[tuple, str] = {}
-        self._var: dict[str, str] = {}
+        self._var: dict[str, str] = {}  # root tensor -> C name
+        self.referenced: dict[str, str] = {}  # roots the emitted code uses, in first-use order
         self._taken: set[str] = set()
         self.node: Node | None = None
 
@@ -46,7 +47,8 @@ class EmitContext:
         return name
 
     def input_param(self, name: str) -> str:
-        return self.var(name)
+        """The parameter name of a graph input (naming it does not count as a use)."""
+        return self._name(name)
 
     def output_param(self, index: int) -> str:
         return f"out{index}"
@@ -56,6 +58,11 @@ class EmitContext:
 
     def var(self, tensor_name: str) -> str:
         """The C name through which kernels reach a tensor (aliases share their root's name)."""
+        root = self.plan.root[tensor_name]
+        self.referenced[root] = self._name(root)
+        return self.referenced[root]
+
+    def _name(self, tensor_name: str) -> str:
         root = self.plan.root[tensor_name]
         if root not in self._var:
             kind = self.plan.kind[root]

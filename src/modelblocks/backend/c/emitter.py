@@ -115,7 +115,7 @@ def generate_c(graph: Graph, prefix: str = "model", arena_attr: str = "") -> CSo
         copies.append(f"memcpy({ctx.output_param(k)}, {ctx.var(name)}, {t.nbytes}u);")
 
     declarations, used = [], set()
-    for root, var in ctx._var.items():
+    for root, var in ctx.referenced.items():
         kind = plan.kind[root]
         used.add(var)
         if kind == "arena":
@@ -128,11 +128,11 @@ def generate_c(graph: Graph, prefix: str = "model", arena_attr: str = "") -> CSo
 
     weights = []
     for t in graph.constants():
-        if plan.kind.get(t.name) != "constant" or t.name not in ctx._var:
+        if plan.kind.get(t.name) != "constant" or t.name not in ctx.referenced:
             continue
         weights.append({"name": t.name, "dtype": t.dtype.value, "shape_text": shape_text(t.shape), "nbytes": t.nbytes,
                         "ctype": t.dtype.ctype, "symbol": ctx.var(t.name), "size": max(t.numel, 1),
-                        "body": array_body(t.data if t.numel else t.data.reshape(1)) if t.numel else "    0,"})
+                        "body": array_body(t.data) if t.numel else "    0,"})
     weights_bytes = sum(w["nbytes"] for w in weights)
 
     common = dict(banner=banner, prefix=prefix, P=P, arena_bytes=arena_bytes, weights_bytes=weights_bytes)
