@@ -33,7 +33,7 @@ def _randomize(model: nn.Module) -> nn.Module:
     return model.eval()
 
 
-def _run(make, shape, sanitize=False, scale=1.0, offset=0.0):
+def check_cnn(make, shape, sanitize=False, scale=1.0, offset=0.0):
     model = _randomize(make())
     x = torch.randn(shape) * scale + offset
     return check_model(model, x, sanitize=sanitize)
@@ -79,7 +79,7 @@ SANITIZED = {"conv2d_3x3_s1_p1", "conv1d_s2", "convT2d_groups_dilated", "conv2d_
 
 @pytest.mark.parametrize("name,shape", CONV_CASES, ids=[f"{n}-{'x'.join(map(str, s))}" for n, s in CONV_CASES])
 def test_conv(name, shape):
-    _run(CONV[name][0], shape, sanitize=name in SANITIZED and shape == CONV[name][1][0])
+    check_cnn(CONV[name][0], shape, sanitize=name in SANITIZED and shape == CONV[name][1][0])
 
 
 def test_conv_functional_weight_input():
@@ -166,7 +166,7 @@ POOL_SANITIZED = {"maxpool_ceil_pad", "maxpool1d_ceil_pad_dil", "avgpool_ceil_no
 
 @pytest.mark.parametrize("name,shape", POOL_CASES, ids=[f"{n}-{'x'.join(map(str, s))}" for n, s in POOL_CASES])
 def test_pool(name, shape):
-    _run(POOL[name][0], shape, sanitize=name in POOL_SANITIZED and shape == POOL[name][1][0])
+    check_cnn(POOL[name][0], shape, sanitize=name in POOL_SANITIZED and shape == POOL[name][1][0])
 
 
 def test_maxpool_nan_propagates():
@@ -212,7 +212,7 @@ UP_SANITIZED = {"nearest_x1_5", "bilinear_x1_3", "linear1d"}
 
 @pytest.mark.parametrize("name,shape", UP_CASES, ids=[f"{n}-{'x'.join(map(str, s))}" for n, s in UP_CASES])
 def test_upsample(name, shape):
-    _run(UPSAMPLE[name][0], shape, sanitize=name in UP_SANITIZED and shape == UPSAMPLE[name][1][0])
+    check_cnn(UPSAMPLE[name][0], shape, sanitize=name in UP_SANITIZED and shape == UPSAMPLE[name][1][0])
 
 
 def _interp_by_tables(x, sizes, mode, ac, scales, shortcut):
@@ -296,16 +296,16 @@ NORM_SANITIZED = {"group_norm_2g", "instance_norm1d_affine"}
 
 @pytest.mark.parametrize("name,shape", NORM_CASES, ids=[f"{n}-{'x'.join(map(str, s))}" for n, s in NORM_CASES])
 def test_norm(name, shape):
-    _run(NORM[name][0], shape, sanitize=name in NORM_SANITIZED and shape == NORM[name][1][0])
+    check_cnn(NORM[name][0], shape, sanitize=name in NORM_SANITIZED and shape == NORM[name][1][0])
 
 
 def test_group_norm_large_offset():
     """A large common offset must not cost precision (two-pass variance, (x - mean) first)."""
-    _run(lambda: nn.GroupNorm(2, 4), (1, 4, 32, 32), scale=0.5, offset=50.0)
+    check_cnn(lambda: nn.GroupNorm(2, 4), (1, 4, 32, 32), scale=0.5, offset=50.0)
 
 
 def test_instance_norm_ops():
-    res = _run(lambda: nn.InstanceNorm2d(4, affine=True), (1, 4, 3, 3))
+    res = check_cnn(lambda: nn.InstanceNorm2d(4, affine=True), (1, 4, 3, 3))
     assert [n.op for n in res["compiled"].graph.nodes] == ["group_norm"]
 
 
