@@ -14,6 +14,8 @@ import torch
 from torch import nn
 
 import modelblocks
+import modelblocks.errors
+from helpers import op_model
 from modelblocks import cli
 import modelblocks.api as api
 from modelblocks.api import rel_l2
@@ -347,3 +349,28 @@ def test_failure_while_writing_keeps_previous_output(model_dir, capsys, monkeypa
 def test_errors_are_modelblocks_errors():
     for cls in (UnsupportedOpError, ExportError, InputError):
         assert issubclass(cls, ModelBlocksError)
+
+
+def test_random_op_in_forward_is_refused():
+    model = op_model(lambda x: x + torch.rand(3))
+    with pytest.raises(modelblocks.errors.UnsupportedOpError, match="random op aten.rand"):
+        modelblocks.compile(model, (torch.randn(2, 3),))
+
+
+def test_eager_fast_path_mismatch_is_refused():
+    """nn.TransformerEncoder's nested-tensor fast path computes something torch.export does not record."""
+    layer = torch.nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, batch_first=True, dropout=0.0)
+    encoder = torch.nn.TransformerEncoder(layer, 1, enable_nested_tensor=True).eval()
+
+    class Pooled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, x, pad):
+            return self.encoder(x, src_key_padding_mask=pad).mean(1)
+
+    x = torch.randn(2, 5, 8)
+    pad = torch.tensor([[False, False, False, True, True], [False, False, False, False, True]])
+    with pytest.raises(modelblocks.errors.ExportError, match="enable_nested_tensor=False"):
+        modelblocks.compile(Pooled(), (x, pad))

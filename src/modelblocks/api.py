@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from .interpreter import run as run_graph
 from .ir.graph import Graph
 from .ir.serialize import load_graph, save_graph
 from .ir.verify import verify as verify_graph
-from .passes import PIPELINE, run_passes
+from .passes import ALL_PASSES, PIPELINE, run_passes
 from .reports.report import build_report, format_report
 
 
@@ -95,16 +96,21 @@ def compile(model, example_inputs: Sequence | None = None, *, name: str = "model
             example_inputs = (example_inputs,)
         ep = export_model(model, example_inputs)
         torch_model = model
+    if isinstance(passes, str) or any(p not in ALL_PASSES for p in passes):
+        raise InputError(f"passes must be a sequence of pass names from {list(ALL_PASSES)}, got {passes!r}")
+    if arena_section and not re.fullmatch(r"[A-Za-z0-9_.$]+", arena_section):
+        raise InputError(f"arena_section {arena_section!r} is not a linker section name (letters, digits, _ . $)")
     graph = from_exported_program(ep, name=name)
     graph = run_passes(graph, passes)
     attr = f'__attribute__((section("{arena_section}")))' if arena_section else ""
     return CompiledModel(graph, prefix=prefix or name, arena_attr=attr, torch_model=torch_model)
 
 
-def load(directory: str | Path, prefix: str = "model") -> CompiledModel:
+def load(directory: str | Path, prefix: str | None = None) -> CompiledModel:
+    """A compiled model from a folder written by `save` (or an IR folder / model.json)."""
     graph = load_graph(Path(directory) / "ir" if (Path(directory) / "ir").exists() else directory)
     verify_graph(graph, after="load")
-    return CompiledModel(graph, prefix=prefix)
+    return CompiledModel(graph, prefix=prefix or graph.name)
 
 
 @dataclass
@@ -133,6 +139,12 @@ def verify(model, example_inputs=None, *, runs: int = 5, seed: int = 0, compiled
 
     if isinstance(model, CompiledModel):
         compiled, model = model, model.torch_model
+    if isinstance(model, torch.export.ExportedProgram):
+        if compiled is None:
+            compiled = compile(model)
+        if example_inputs is None:
+            example_inputs = tuple(model.example_inputs[0]) if model.example_inputs else None
+        model = model.module()
     if isinstance(example_inputs, torch.Tensor):
         example_inputs = (example_inputs,)
     if compiled is None:
@@ -144,10 +156,14 @@ def verify(model, example_inputs=None, *, runs: int = 5, seed: int = 0, compiled
     gen = torch.Generator().manual_seed(seed)
     worst: dict[int, list[float]] = {}
     for _ in range(runs):
-        inputs = tuple(_random_like(x, gen) for x in example_inputs)
+        inputs = tuple(_random_like(x, gen, _index_bound(compiled.graph, name))
+                       for x, name in zip(example_inputs, compiled.graph.inputs))
         with torch.no_grad():
             expected = model(*inputs)
-        expected = [expected] if isinstance(expected, torch.Tensor) else list(_flatten(expected))
+        expected = [e for e in torch.utils._pytree.tree_leaves(expected) if isinstance(e, torch.Tensor)]
+        if len(expected) != len(compiled.graph.outputs):
+            raise InputError(f"the torch model returns {len(expected)} tensors but the compiled model has "
+                             f"{len(compiled.graph.outputs)} outputs: verify() needs the model that was compiled")
         arrays = [x.numpy() for x in inputs]
         got_ref = compiled.run_reference(arrays)
         got_c = compiled.run_c(arrays)
@@ -170,25 +186,23 @@ def format_verify(results: list[OutputError], runs: int) -> str:
     return "\n".join(lines)
 
 
-def _flatten(value):
-    import torch  # noqa: PLC0415
-
-    if isinstance(value, torch.Tensor):
-        yield value
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _flatten(v)
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _flatten(v)
+def _index_bound(graph: Graph, name: str) -> int | None:
+    """For an integer input that indexes an embedding table, the table's size (the valid range)."""
+    for node in graph.nodes:
+        if node.op == "embedding" and name in node.inputs:
+            weight = next(graph.tensors[i] for i in node.inputs if i and i != name)
+            return weight.shape[0]
+    return None
 
 
-def _random_like(x, gen):
+def _random_like(x, gen, index_bound: int | None = None):
+    """A random input like the example `x`: normal floats, fair booleans, and integers over the
+    embedding table they index (else 0..max of the example)."""
     import torch  # noqa: PLC0415
 
     if x.dtype.is_floating_point:
         return torch.randn(x.shape, generator=gen, dtype=x.dtype)
     if x.dtype == torch.bool:
         return torch.randint(0, 2, x.shape, generator=gen).bool()
-    hi = int(x.max().item()) + 1 if x.numel() else 2
+    hi = index_bound or (int(x.max().item()) + 1 if x.numel() else 2)
     return torch.randint(0, max(hi, 2), x.shape, generator=gen, dtype=x.dtype)

@@ -243,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         print(f"The C compiler rejected code ModelBlocks generated. Unless your compiler is missing, this is a "
               f"ModelBlocks bug: please report it on {ISSUES}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return EXIT_INTERNAL
     except ModelBlocksError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

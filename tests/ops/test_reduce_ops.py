@@ -43,7 +43,7 @@ REDUCE = {
 @pytest.mark.parametrize("shape", [(3, 4, 5), (2, 3, 4, 2)], ids=["3d", "4d"])
 @pytest.mark.parametrize("name", list(REDUCE))
 def test_reduce(name, shape):
-    x = torch.randn(shape)
+    x = torch.randn(shape) + 0.5  # keep means and sums away from 0, where relative error is ill-posed
     sanitize = shape == (3, 4, 5) and name in ("mean_two_dims", "sum_neg_dims_keepdim", "amin_two_dims_keepdim",
                                                  "max_dim_both", "var_correction_2", "argmax_dim")
     check_model(op_model(REDUCE[name]), x, sanitize=sanitize)

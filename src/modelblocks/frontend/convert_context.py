@@ -102,6 +102,3 @@ class ConvertContext:
 
     def unsupported(self, why: str) -> UnsupportedOpError:
         return UnsupportedOpError(f"{self.target}: {why}{where(self.scope, self.source)}")
-
-    def last_node(self) -> Node:
-        return self.graph.nodes[-1]

@@ -16,6 +16,7 @@ import linecache
 import operator
 import os
 import re
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -29,6 +30,10 @@ from ..ops.registry import aten_converter, supported_aten
 from .convert_context import ConvertContext
 from .diagnose import check_runs, quiet_torch, user_frame
 
+_CHECKS_ONLY = frozenset({
+    "aten._assert_tensor_metadata.default", "aten._assert_scalar.default", "aten._assert_async.msg",
+    "aten._assert_async.default", "aten.sym_constrain_range.default", "aten.sym_constrain_range_for_size.default",
+})
 _FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
 _TORCH_DIR = os.path.dirname(torch.__file__)
 
@@ -46,14 +51,41 @@ def export_model(model: torch.nn.Module, example_inputs: Sequence[torch.Tensor])
     for strict in (False, True):
         try:
             with torch.no_grad(), quiet_torch():
-                return torch.export.export(model, example_inputs, strict=strict)
+                ep = torch.export.export(model, example_inputs, strict=strict)
         except Exception as exc:  # torch raises many types here; we translate them below
             errors.append(exc)
+        else:
+            _check_export_matches_eager(model, ep, example_inputs)
+            return ep
         if not strict:
             check_runs(model, example_inputs)  # inputs that do not fit the model: say so, skip the retry
     error = _explain_export_failure(errors[0])
     error.original = errors[0]  # torch's exception, for debugging; not chained to keep tracebacks short
     raise error from None
+
+
+def _check_export_matches_eager(model: torch.nn.Module, ep, example_inputs) -> None:
+    """Eager PyTorch may take fast paths that torch.export does not record (nn.TransformerEncoder's
+    nested tensors for padding masks, MultiheadAttention's fused kernel): then the compiled model
+    would faithfully compute something else than the user's model. Catch it on the example inputs."""
+    def close(a, b):
+        return not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape
+                    and a.is_floating_point()) or torch.allclose(a, b, rtol=1e-4, atol=1e-5, equal_nan=True)
+
+    with torch.no_grad(), quiet_torch():
+        eager = torch.utils._pytree.tree_leaves(model(*example_inputs))
+        again = torch.utils._pytree.tree_leaves(model(*example_inputs))
+        exported = torch.utils._pytree.tree_leaves(ep.module()(*example_inputs))
+    if not all(close(a, b) for a, b in zip(eager, again)):
+        return  # random ops (sdpa dropout, torch.rand): the converters reject them by name
+    for k, (a, b) in enumerate(zip(eager, exported)):
+        if not close(a, b):
+            raise ExportError(
+                f"output {k} of the exported graph differs from eager PyTorch on the example inputs: the eager "
+                "model takes a fast path that torch.export does not capture (typically nn.TransformerEncoder with "
+                "a padding mask and enable_nested_tensor=True, or nn.MultiheadAttention's fused inference path "
+                "with fully masked rows). What to change: build nn.TransformerEncoder with "
+                "enable_nested_tensor=False, and avoid rows whose keys are all masked")
 
 
 def _explain_export_failure(exc: Exception) -> ExportError:
@@ -104,7 +136,9 @@ def _symbol(text: str) -> str:
 
 
 def from_exported_program(ep: torch.export.ExportedProgram, name: str = "model") -> Graph:
-    ep = ep.run_decompositions({})
+    with warnings.catch_warnings():  # torch's own deprecation notices are not the user's business
+        warnings.simplefilter("ignore", FutureWarning)
+        ep = ep.run_decompositions({})
     graph = Graph(name=name)
     sig = ep.graph_signature
     consts: dict[str, torch.Tensor] = {}  # placeholder name -> constant value
@@ -143,6 +177,8 @@ def from_exported_program(ep: torch.export.ExportedProgram, name: str = "model")
             if value in const_env:
                 return materialize(value, targets.get(value.name, value.name))
             ir = env.get(value)
+            if ir == "":
+                raise UnsupportedOpError(f"{_unproduced(value)}{where(_scope(value), _source_line(value))}")
             if isinstance(ir, str):
                 return ir
             raise GraphError(f"value {value.name} is not a single tensor (got {ir!r})")
@@ -164,13 +200,16 @@ def from_exported_program(ep: torch.export.ExportedProgram, name: str = "model")
                 raise InputError(f"model input {fx_node.name} is not a tensor ({type(val).__name__})")
             _check_static(val, fx_node.name)
             dtype = _ir_dtype(val.dtype, fx_node.name)
-            graph.add_tensor(Tensor(_symbol(fx_node.name), tuple(int(d) for d in val.shape), dtype))
-            graph.inputs.append(_symbol(fx_node.name))
-            env[fx_node] = _symbol(fx_node.name)
+            name = graph.unique_name(_symbol(fx_node.name))
+            graph.add_tensor(Tensor(name, tuple(int(d) for d in val.shape), dtype))
+            graph.inputs.append(name)
+            env[fx_node] = name
         elif fx_node.op == "call_function":
             _convert_call(fx_node, ctx, env, const_env)
         elif fx_node.op == "output":
-            for out in fx_node.args[0]:
+            for out, spec in zip(fx_node.args[0], sig.output_specs):
+                if spec.kind.name != "USER_OUTPUT":
+                    raise UnsupportedOpError(_mutation_message(spec))
                 if out is None or not isinstance(out, torch.fx.Node):
                     raise UnsupportedOpError(f"model output {out!r} is not a tensor")
                 graph.outputs.append(resolve(out))
@@ -180,6 +219,29 @@ def from_exported_program(ep: torch.export.ExportedProgram, name: str = "model")
     _name_outputs(graph)
     verify(graph, after="capture")
     return graph
+
+
+def _is_inference_dropout(fx_node) -> bool:
+    name = str(fx_node.target)
+    return "dropout" in name and not any(a is True for a in list(fx_node.args[2:]) + [fx_node.kwargs.get("train")])
+
+
+def _unproduced(fx_value) -> str:
+    """Why a value the converters chose not to produce (pooling indices, norm statistics) is used."""
+    if fx_value.target is operator.getitem:
+        src, idx = fx_value.args
+        return (f"output {idx} of {src.target} (e.g. max-pool indices or normalisation statistics) is not "
+                "supported; only the main result is. What to change: do not use or return it")
+    return f"value {fx_value.name} is not supported"
+
+
+def _mutation_message(spec) -> str:
+    what = {"BUFFER_MUTATION": f"buffer '{spec.target}'", "USER_INPUT_MUTATION": f"input '{spec.target}'"}
+    thing = what.get(spec.kind.name, f"'{spec.target}' ({spec.kind.name.lower()})")
+    return (f"the model's forward() modifies {thing} in place. Compiled C is stateless: every call must "
+            "compute the same function of its inputs. What to change: compute a new tensor instead of "
+            "modifying the buffer or input (e.g. `y = x * 2` rather than `x.mul_(2)`), or move state "
+            "updates out of forward()")
 
 
 def _name_outputs(graph: Graph) -> None:
@@ -192,6 +254,10 @@ def _name_outputs(graph: Graph) -> None:
 
 
 def _check_static(val: torch.Tensor, what: str) -> None:
+    if any(isinstance(d, int) and d == 0 for d in val.shape):
+        raise ExportError(f"{what} has an empty dimension (shape {list(val.shape)}); a compiled model needs "
+                          "tensors with at least one element. What to change: give example inputs whose "
+                          "dimensions are all at least 1")
     for d in val.shape:
         if not isinstance(d, int):
             raise ExportError(f"{what} has a dynamic dimension ({d}); ModelBlocks compiles static shapes only. "
@@ -224,8 +290,14 @@ def _convert_call(fx_node, ctx: ConvertContext, env: dict, const_env: dict) -> N
             env[fx_node] = value[idx] if isinstance(value, (tuple, list)) else value
         return
 
+    if str(target) in _CHECKS_ONLY:  # run-time assertions torch.export adds: shapes are static here
+        return
     inputs = _fx_inputs(fx_node)
     if all(i in const_env for i in inputs):
+        if torch.Tag.nondeterministic_seeded in getattr(target, "tags", ()) and not _is_inference_dropout(fx_node):
+            raise UnsupportedOpError(
+                f"random op {target}{where(_scope(fx_node), _source_line(fx_node))} in forward(): compiled C is "
+                "deterministic. What to change: compute random values outside the model and pass them as inputs")
         # compile-time constant (weights, arange, zeros, positional encodings): let torch compute it
         args, kwargs = torch.fx.node.map_arg((fx_node.args, fx_node.kwargs), lambda n: const_env[n])
         with torch.no_grad():
@@ -259,7 +331,7 @@ def _check_against_torch(fx_node, result, ctx: ConvertContext, name: str, scope:
     for v, r in zip(vals, results):
         if isinstance(v, torch.Tensor) and isinstance(r, str) and r:
             _check_static(v, f"the result of {name}{where(scope, source)}")
-            got = ctx.graph.tensors[r].shape
-            if tuple(v.shape) != got:
-                raise GraphError(f"converter for {name}{where(scope, source)} produced shape {list(got)}, "
-                                 f"torch says {list(v.shape)} (ModelBlocks bug)")
+            got = ctx.graph.tensors[r]
+            if tuple(v.shape) != got.shape or _ir_dtype(v.dtype, name) != got.dtype:
+                raise GraphError(f"converter for {name}{where(scope, source)} produced {got.dtype.value}"
+                                 f"{list(got.shape)}, torch says {v.dtype}{list(v.shape)} (ModelBlocks bug)")

@@ -104,7 +104,13 @@ class Graph:
         return f"{base}_{i}"
 
     def add_constant(self, name: str, data: np.ndarray, dtype: DType | None = None) -> Tensor:
+        data = np.asarray(data)
         dtype = dtype or DType.from_numpy(data.dtype)
+        if data.dtype.kind in "iu" and dtype.numpy.kind in "iu" and data.size:
+            info = np.iinfo(dtype.numpy)
+            if data.min() < info.min or data.max() > info.max:
+                raise ValueError(f"constant {name} holds values in [{data.min()}, {data.max()}], which do not fit "
+                                 f"{dtype.value}")
         data = np.array(data, dtype=dtype.numpy, order="C", copy=True)
         return self.add_tensor(Tensor(self.unique_name(name), tuple(int(d) for d in data.shape), dtype, data=data))
 

@@ -76,8 +76,15 @@ def load_graph(path: str | Path) -> Graph:
         doc = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"cannot read IR file {path}: {exc}") from None
-    if doc.get("format") != "modelblocks-ir" or doc.get("version") != FORMAT_VERSION:
+    if not isinstance(doc, dict) or doc.get("format") != "modelblocks-ir" or doc.get("version") != FORMAT_VERSION:
         raise InputError(f"{path} is not a ModelBlocks IR file of version {FORMAT_VERSION}")
+    try:
+        return _graph_from_doc(doc, path)
+    except (KeyError, ValueError, TypeError, OSError) as exc:
+        raise InputError(f"{path} is not a valid ModelBlocks IR file: {type(exc).__name__}: {exc}") from None
+
+
+def _graph_from_doc(doc: dict, path: Path) -> Graph:
     graph = Graph(name=doc["name"], inputs=list(doc["inputs"]), outputs=list(doc["outputs"]))
     for e in doc["tensors"]:
         dtype = DType(e["dtype"])

@@ -141,8 +141,3 @@ for _u in UNARY:
     register(_make(_u))
     for _target, _to_attrs in _u.aten.items():
         converts(_target)(_converter(_u, _to_attrs))
-
-
-def clamp_bounds(node) -> tuple[float | None, float | None]:
-    """(min, max) of a `clamp` node, for passes that fuse it."""
-    return node.attrs["min"], node.attrs["max"]

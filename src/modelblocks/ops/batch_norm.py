@@ -49,6 +49,9 @@ register(OpDef(
           "aten._native_batch_norm_legit.no_stats", "aten.native_batch_norm.default")
 def _from_batch_norm(ctx, fx):
     a = ctx.args(fx)
+    if str(fx.target).endswith(".no_stats"):
+        raise ctx.unsupported("BatchNorm with track_running_stats=False (batch statistics at inference) "
+                              "is not supported: train with running statistics")
     if a.get("training"):
         raise ctx.unsupported("BatchNorm in training mode: call model.eval() before compiling")
     x = ctx.tensor(a["input"])

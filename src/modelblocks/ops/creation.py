@@ -21,9 +21,8 @@ from .registry import converts
 def _numpy_dtype(ctx, torch_dtype) -> np.dtype:
     import torch  # noqa: PLC0415  (op files stay importable without torch for the C side)
 
-    table = {torch.float32: np.float32, torch.float64: np.float32, torch.float16: np.float32,
-             torch.bfloat16: np.float32, torch.int64: np.int32, torch.int32: np.int32, torch.int16: np.int16,
-             torch.int8: np.int8, torch.uint8: np.uint8, torch.bool: np.bool_}
+    table = {torch.float32: np.float32, torch.float64: np.float32, torch.int64: np.int32, torch.int32: np.int32,
+             torch.int16: np.int16, torch.int8: np.int8, torch.uint8: np.uint8, torch.bool: np.bool_}
     if torch_dtype not in table:
         raise ctx.unsupported(f"creating a tensor of dtype {torch_dtype} is not supported")
     return np.dtype(table[torch_dtype])
@@ -34,6 +33,8 @@ def full_like_output(ctx, fx, value, hint: str) -> str:
     val = fx.meta["val"]
     dtype = _numpy_dtype(ctx, val.dtype)
     shape = tuple(int(d) for d in val.shape)
+    if dtype.kind in "iu" and not np.iinfo(dtype).min <= value <= np.iinfo(dtype).max:
+        raise ctx.unsupported(f"fill value {value} does not fit the IR's {dtype.name} (int64 is int32 on the MCU)")
     return ctx.constant(np.full(shape, value, dtype=dtype), hint, DType.from_numpy(dtype))
 
 

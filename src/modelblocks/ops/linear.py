@@ -43,7 +43,7 @@ def _macs(node, ins, outs):
     return numel(outs[0].shape) * ins[1].shape[1]
 
 
-LINEAR = register(OpDef(
+register(OpDef(
     name="linear", infer=_infer, reference=_reference, emit=_emit, kernels=("mb_linear",),
     attrs=CLAMP_ATTRS, num_inputs=(3, 3), macs=_macs, props=frozenset({Prop.FUSED_CLAMP}),
     doc="y = clamp(x @ W^T + b)",

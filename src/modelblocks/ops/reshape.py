@@ -49,10 +49,21 @@ for _name, _doc in (("identity", "a copy (clone, contiguous, detach)"), ("dropou
 
 
 @converts("aten.clone.default", "aten.alias.default", "aten.detach.default", "aten.contiguous.default",
-          "aten.lift_fresh_copy.default", "aten.copy.default")
+          "aten.lift_fresh_copy.default")
 def _identity(ctx, fx):
-    src = fx.args[1] if str(fx.target) == "aten.copy.default" else fx.args[0]
-    return ctx.emit1("identity", [ctx.tensor(src)])
+    return ctx.emit1("identity", [ctx.tensor(fx.args[0])])
+
+
+@converts("aten.copy.default")
+def _copy(ctx, fx):
+    """`dst.copy_(src)`: the result is src's values in dst's shape and dtype."""
+    dst, src = fx.args[0], ctx.tensor(fx.args[1])
+    want = fx.meta["val"]
+    if tuple(want.shape) != ctx.shape(src) or str(want.dtype).replace("torch.", "") != ctx.info(src).dtype.value:
+        raise ctx.unsupported("copy_ into a tensor of another shape or dtype is not supported: "
+                              "use src.expand(...) or src.to(dtype) instead")
+    del dst
+    return ctx.emit1("identity", [src])
 
 
 @converts("aten.dropout.default", "aten.feature_dropout.default", "aten.alpha_dropout.default",
@@ -62,14 +73,3 @@ def _dropout(ctx, fx):
     if a.get("train"):
         raise ctx.unsupported("dropout in training mode: call model.eval() before compiling")
     return ctx.emit1("dropout", [ctx.tensor(a["input"])], {"p": float(a["p"])})
-
-
-@converts("aten._to_copy.default", "aten.to.dtype", "aten.type_as.default")
-def _to_copy(ctx, fx):
-    src = ctx.tensor(fx.args[0])
-    want = fx.meta["val"].dtype
-    import torch  # noqa: PLC0415
-
-    if (want.is_floating_point and ctx.info(src).dtype.is_float) or want == torch.int64 and ctx.info(src).dtype.value == "int32":
-        return ctx.emit1("identity", [src])
-    raise ctx.unsupported(f"conversion to {want} is not supported")

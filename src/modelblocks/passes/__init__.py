@@ -20,6 +20,8 @@ PIPELINE: tuple[str, ...] = (
     "dead_code",
 )
 
+ALL_PASSES = frozenset(PIPELINE)
+
 
 def get_pass(name: str) -> Callable[[Graph], Graph]:
     return importlib.import_module(f"{__name__}.{name}").run

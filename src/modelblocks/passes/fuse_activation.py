@@ -27,10 +27,10 @@ def run(graph: Graph) -> Graph:
             continue
         p = producers[src]
         prod = out.nodes[p]
-        if p in dropped or not get_op(prod.op).has(Prop.FUSED_CLAMP):
+        if not get_op(prod.op).has(Prop.FUSED_CLAMP):
             continue
         lo, hi = _tighter(prod.attrs.get("act_min"), node.attrs["min"], prod.attrs.get("act_max"), node.attrs["max"])
-        if lo is not None and hi is not None and lo > hi:
+        if lo is not None and hi is not None and lo > hi:  # disjoint ranges: not one clamp
             continue
         out.nodes[p] = prod.replace(outputs=(node.outputs[0],) + prod.outputs[1:],
                                     attrs={**prod.attrs, "act_min": lo, "act_max": hi})

@@ -63,20 +63,23 @@ class HostLibrary:
         return outs
 
 
+_READ_FILE = """
+static void *read_file(const char *path, size_t bytes)
+{
+    void *buf = malloc(bytes ? bytes : 1);
+    FILE *f = fopen(path, "rb");
+    if (!buf || !f || fread(buf, 1, bytes, f) != bytes) { fprintf(stderr, "cannot read %s\\n", path); exit(2); }
+    fclose(f);
+    return buf;
+}
+"""
+
 _HARNESS = """\
 #include <stdio.h>
 #include <stdlib.h>
 #include "{prefix}.h"
 
-static void *read_file(const char *path, size_t bytes)
-{{
-    void *buf = malloc(bytes ? bytes : 1);
-    FILE *f = fopen(path, "rb");
-    if (!buf || !f || fread(buf, 1, bytes, f) != bytes) {{ fprintf(stderr, "cannot read %s\\n", path); exit(2); }}
-    fclose(f);
-    return buf;
-}}
-
+{read_file}
 int main(int argc, char **argv)
 {{
     (void)argc;
@@ -112,7 +115,7 @@ def run_sanitized(source: CSource, graph: Graph, inputs: Sequence[np.ndarray], w
             args.append(f"o{k}")
             writes.append(f"    {{ FILE *f = fopen(argv[{argi + k}], \"wb\"); fwrite(o{k}, 1, {t.nbytes}u, f); fclose(f); }}")
             frees.append(f"    free(o{k});")
-        (d / "main.c").write_text(_HARNESS.format(prefix=source.prefix, reads="\n".join(reads), allocs="\n".join(allocs),
+        (d / "main.c").write_text(_HARNESS.format(prefix=source.prefix, read_file=_READ_FILE if graph.inputs else "", reads="\n".join(reads), allocs="\n".join(allocs),
                                                   args=", ".join(args), writes="\n".join(writes), frees="\n".join(frees)))
         flags = [f for f in CFLAGS if f != "-O2"] + SANITIZE
         _run_cc([compiler(), *flags, "-o", "model_asan", *source.c_files, "main.c", "-lm"], d)

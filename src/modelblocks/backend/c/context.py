@@ -6,6 +6,7 @@ declared at the top of the run function; shape/stride tables go into `static con
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import numpy as np
@@ -32,13 +33,17 @@ class EmitContext:
         self._table_cache: dict[tuple, str] = {}
         self._var: dict[str, str] = {}  # root tensor -> C name
         self.referenced: dict[str, str] = {}  # roots the emitted code uses, in first-use order
-        self._taken: set[str] = set()
+        # names the generated code defines itself: the run function, the arena, output parameters
+        self._taken: set[str] = {f"{prefix}_run", f"{prefix}_arena"} | {f"out{k}" for k in range(len(graph.outputs))}
         self.node: Node | None = None
 
     # -- names ------------------------------------------------------------------------------
-    def _fresh(self, base: str) -> str:
+    def _fresh(self, base: str, symbol: bool = False) -> str:
+        """A C identifier from `base` that nothing else in the generated code uses. Local names
+        (symbol=False) must not look like kernel (`mb_`) or model (`<prefix>_`) symbols."""
         ident = c_identifier(base)
-        if ident in C_KEYWORDS or ident.startswith("mb_") or ident.startswith(self.prefix + "_"):
+        if not symbol and (ident in C_KEYWORDS or ident.startswith("mb_") or ident.startswith(self.prefix + "_")
+                           or re.fullmatch(r"out\d+", ident)):
             ident = f"t_{ident}"
         name, i = ident, 1
         while name in self._taken:
@@ -53,9 +58,6 @@ class EmitContext:
     def output_param(self, index: int) -> str:
         return f"out{index}"
 
-    def weight_symbol(self, name: str) -> str:
-        return self.var(name)
-
     def var(self, tensor_name: str) -> str:
         """The C name through which kernels reach a tensor (aliases share their root's name)."""
         root = self.plan.root[tensor_name]
@@ -69,7 +71,7 @@ class EmitContext:
             if kind == "output":
                 self._var[root] = self.output_param(self.plan.output_slot[root])
             elif kind == "constant":
-                self._var[root] = f"{self.prefix}_{c_identifier(root)}"
+                self._var[root] = self._fresh(f"{self.prefix}_{root}", symbol=True)
             else:
                 self._var[root] = self._fresh(root)
         return self._var[root]

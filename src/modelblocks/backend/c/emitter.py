@@ -13,13 +13,13 @@ from pathlib import Path
 import jinja2
 
 from ... import __version__
-from ...errors import where
+from ...errors import CompileError, InputError, where
 from ...ir.graph import Graph
 from ...memory.liveness import StoragePlan, analyze_storage
 from ...memory.planner import plan_greedy_by_size
 from ...ops.registry import get_op
 from .cformat import array_body, c_identifier, shape_text
-from .context import EmitContext
+from .context import C_KEYWORDS, EmitContext
 
 KERNEL_DIR = Path(__file__).parent / "kernels"
 _ENV = jinja2.Environment(
@@ -62,12 +62,15 @@ def _kernel_files(names: set[str]) -> dict[str, str]:
                 files[path.name] = path.read_text()
                 found = True
         if not found:
-            raise FileNotFoundError(f"kernel {name} is not in the kernel library {KERNEL_DIR}")
+            raise CompileError(f"kernel {name} is not in the kernel library {KERNEL_DIR} (ModelBlocks bug)")
     return files
 
 
 def generate_c(graph: Graph, prefix: str = "model", arena_attr: str = "") -> CSource:
     prefix = c_identifier(prefix).lower()
+    if prefix.startswith("mb_") or prefix in C_KEYWORDS or prefix == "main":
+        raise InputError(f"C prefix {prefix!r} is reserved (kernel files are named mb_*, and C keywords and 'main' "
+                         "cannot name a model): choose another name")
     P = prefix.upper()
     plan = analyze_storage(graph)
     offsets, arena_bytes = plan_greedy_by_size(plan.buffers)
@@ -102,7 +105,8 @@ def generate_c(graph: Graph, prefix: str = "model", arena_attr: str = "") -> CSo
             try:
                 code = op.emit(ctx, node)
             except Exception as exc:
-                raise RuntimeError(f"C emitter failed for node {node.name}{where(node.scope, node.source, node.op)}: {exc}") from exc
+                raise CompileError(f"C emitter failed for node {node.name}{where(node.scope, node.source, node.op)}: "
+                                   f"{type(exc).__name__}: {exc} (ModelBlocks bug)") from exc
             kernels.update(op.kernels)
         else:
             comment += "  (view: shares its input's memory)"

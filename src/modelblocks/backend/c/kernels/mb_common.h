@@ -15,10 +15,12 @@
 #define MB_PROFILE_END(id, name) ((void)0)
 #endif
 
-/* Clamp used by kernels that absorb a following ReLU / ReLU6 / Hardtanh. */
+/* Clamp used by kernels that absorb a following ReLU / ReLU6 / Hardtanh. PyTorch's order,
+ * min(max(v, lo), hi), so that lo > hi gives hi everywhere as torch.clamp does. */
 static inline float mb_clampf(float v, float lo, float hi)
 {
-    return v < lo ? lo : (v > hi ? hi : v);
+    v = v < lo ? lo : v;
+    return v > hi ? hi : v;
 }
 
 #endif /* MB_COMMON_H */

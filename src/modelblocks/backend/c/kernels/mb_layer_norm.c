@@ -12,11 +12,14 @@ void mb_layer_norm_f32(const float *x, const float *w, const float *b, float *y,
         float *yr = y + (int64_t)r * cols;
         /* Two passes (mean, then squared deviations) instead of E[x^2] - E[x]^2, which loses
          * the variance to cancellation when |mean| >> std. */
+        /* Sum deviations from the first element: a plain float sum of values with a large
+         * common offset loses the mean to rounding (error ~ |mean| * sqrt(cols) * eps). */
+        const float shift = xr[0];
         float sum = 0.0f;
         for (int32_t i = 0; i < cols; ++i) {
-            sum += xr[i];
+            sum += xr[i] - shift;
         }
-        const float mean = sum / (float)cols;
+        const float mean = shift + sum / (float)cols;
         float sq = 0.0f;
         for (int32_t i = 0; i < cols; ++i) {
             const float d = xr[i] - mean;

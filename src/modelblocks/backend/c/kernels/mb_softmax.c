@@ -15,9 +15,14 @@ static void mb_softmax_impl(const float *x, float *y, int32_t outer, int32_t n, 
             }
             /* A row of -inf (fully masked) gives NaN, as in torch: m is then -inf and
              * -inf - -inf is NaN. */
-            float sum = 0.0f;
+            /* compensated (Kahan) sum: a plain float sum of n terms drifts by ~sqrt(n) ulp,
+             * which exceeds 1e-5 relative for rows of a few thousand */
+            float sum = 0.0f, comp = 0.0f;
             for (int32_t i = 0; i < n; ++i) {
-                sum += expf(xr[(int64_t)i * inner] - m);
+                const float term = expf(xr[(int64_t)i * inner] - m) - comp;
+                const float next = sum + term;
+                comp = (next - sum) - term;
+                sum = next;
             }
             if (log_out) {
                 const float ls = logf(sum);
