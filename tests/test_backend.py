@@ -4,10 +4,12 @@ import re
 import subprocess
 
 import numpy as np
+import pytest
 import torch
 import torch.nn as nn
 
 import modelblocks
+import modelblocks.errors
 from helpers import check_model, op_model
 from modelblocks.targets.host import CFLAGS, compiler
 
@@ -82,3 +84,15 @@ def test_outputs_are_written_in_place_and_views_share_storage():
     assert "memcpy" not in body
     # conv output (64 floats) is the only arena buffer: the flatten view shares it
     assert compiled.source.arena_bytes == 256
+
+
+def test_rank_limit_is_the_same_in_python_and_c():
+    from pathlib import Path
+
+    from modelblocks.backend.c.emitter import KERNEL_DIR
+    from modelblocks.ops.registry import MAX_RANK
+
+    common = Path(KERNEL_DIR, "mb_common.h").read_text()
+    assert f"#define MB_MAX_RANK {MAX_RANK}\n" in common
+    with pytest.raises(modelblocks.errors.UnsupportedOpError, match="exceeds 8"):
+        modelblocks.compile(op_model(lambda a, b: a + b), (torch.randn([2] * 9), torch.randn([2] * 9)))

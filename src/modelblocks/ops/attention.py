@@ -19,9 +19,8 @@ import numpy as np
 
 from ..ir.dtypes import DType
 from .binary import broadcast_strides, collapse
-from .registry import Attr, OpDef, converts, numel, register
+from .registry import MAX_RANK, Attr, OpDef, converts, numel, register
 
-MAX_BATCH_RANK = 8
 
 
 def _batch_shape(node, q, k, v, m):
@@ -43,8 +42,8 @@ def _batch_shape(node, q, k, v, m):
         full = batch + (q.shape[-2], k.shape[-2])
         if tuple(np.broadcast_shapes(m.shape, full)) != full:
             raise ValueError(f"mask {list(m.shape)} does not broadcast to the scores' shape {list(full)}")
-    if len(batch) > MAX_BATCH_RANK:
-        raise ValueError(f"more than {MAX_BATCH_RANK} batch dimensions")
+    if len(batch) > MAX_RANK:
+        raise ValueError(f"more than {MAX_RANK} batch dimensions")
     return batch
 
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.dtypes import DType
-from .registry import OpDef, Prop, converts, numel, register
+from .registry import MAX_RANK, OpDef, Prop, converts, numel, register
 
-MAX_RANK = 8
 
 _NUMPY = {
     "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,

@@ -16,9 +16,8 @@ import numpy as np
 
 from ..ir.dtypes import DType
 from .binary import broadcast_strides, collapse
-from .registry import CLAMP_ATTRS, Attr, OpDef, Prop, apply_clamp, converts, numel, register
+from .registry import CLAMP_ATTRS, MAX_RANK, Attr, OpDef, Prop, apply_clamp, converts, numel, register
 
-MAX_BATCH_RANK = 8
 
 
 def _out_shape(a_shape, b_shape) -> tuple[int, ...]:
@@ -36,8 +35,8 @@ def _infer(node, ins):
         if t is not None and t.dtype != DType.float32:
             raise ValueError(f"matmul takes float32, got {t.dtype.value}")
     out = _out_shape(a.shape, b.shape)
-    if len(out) - 2 > MAX_BATCH_RANK:
-        raise ValueError(f"more than {MAX_BATCH_RANK} batch dimensions")
+    if len(out) - 2 > MAX_RANK:
+        raise ValueError(f"more than {MAX_RANK} batch dimensions")
     if c is not None and tuple(np.broadcast_shapes(c.shape, out)) != out:
         raise ValueError(f"added term {list(c.shape)} does not broadcast to the product's shape {list(out)}")
     return [(out, DType.float32)]

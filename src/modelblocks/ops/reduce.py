@@ -17,12 +17,11 @@ import numpy as np
 
 from ..ir.dtypes import DType
 from .binary import collapse
-from .registry import Attr, OpDef, converts, normalize_dim, numel, register
+from .registry import MAX_RANK, Attr, OpDef, converts, normalize_dim, numel, register
 
 KINDS = ("sum", "mean", "amax", "amin", "var", "std")
 _C_KIND = {"sum": "MB_REDUCE_SUM", "mean": "MB_REDUCE_MEAN", "amax": "MB_REDUCE_MAX", "amin": "MB_REDUCE_MIN",
            "var": "MB_REDUCE_VAR", "std": "MB_REDUCE_STD"}
-MAX_RANK = 8
 
 
 def _reduced_shape(shape, axes, keepdim):

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..frontend.convert_context import ConvertContext
 
 REQUIRED = object()
+MAX_RANK = 8  # MB_MAX_RANK in mb_common.h: most dimensions a broadcasting kernel walks
 
 
 class Prop(str, Enum):

@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.dtypes import DType
-from .binary import MAX_RANK, broadcast_strides, collapse
-from .registry import Attr, OpDef, Prop, converts, numel, register
+from .binary import broadcast_strides, collapse
+from .registry import MAX_RANK, Attr, OpDef, Prop, converts, numel, register
 
 
 def _broadcast(*shapes) -> tuple[int, ...]:

@@ -1,7 +1,6 @@
 #include "mb_attention.h"
 #include "mb_common.h"
 
-#define MB_ATTENTION_MAX_RANK 8
 
 void mb_attention_f32(const float *q, const float *k, const float *v, const float *fmask,
                       const uint8_t *bmask, float *y, float *scores,
@@ -10,9 +9,9 @@ void mb_attention_f32(const float *q, const float *k, const float *v, const floa
                       int32_t m_rs, int32_t m_cs, int32_t L, int32_t S, int32_t E, int32_t Ev,
                       float scale, int32_t causal)
 {
-    int32_t idx[MB_ATTENTION_MAX_RANK] = {0};
+    int32_t idx[MB_MAX_RANK] = {0};
     int32_t batches = 1;
-    if (batch_rank > MB_ATTENTION_MAX_RANK) {
+    if (batch_rank > MB_MAX_RANK) {
         return;
     }
     for (int32_t d = 0; d < batch_rank; ++d) {

@@ -1,7 +1,6 @@
 #include "mb_binary.h"
 #include "mb_common.h"
 
-#define MB_MAX_RANK 8
 
 /* One kernel per op from one expression of the elements u (of a) and v (of b). The innermost
  * dimension is a plain loop; the outer ones advance like an odometer. */

@@ -6,6 +6,9 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Most dimensions a broadcasting kernel walks (ops/registry.py MAX_RANK: the shape rules refuse more). */
+#define MB_MAX_RANK 8
+
 /* Per-layer profiling hook. Define MB_PROFILE and provide mb_profile.h with
  * MB_PROFILE_BEGIN(id, name) / MB_PROFILE_END(id, name) to time each layer. */
 #ifdef MB_PROFILE

@@ -1,7 +1,6 @@
 #include "mb_matmul.h"
 #include "mb_common.h"
 
-#define MB_MATMUL_MAX_RANK 8
 
 void mb_matmul_f32(const float *a, const float *b, const float *c, float *y,
                    int32_t batch_rank, const int32_t *batch_dims,
@@ -9,9 +8,9 @@ void mb_matmul_f32(const float *a, const float *b, const float *c, float *y,
                    int32_t m, int32_t k, int32_t n, int32_t c_rs, int32_t c_cs,
                    float alpha, float beta, float lo, float hi)
 {
-    int32_t idx[MB_MATMUL_MAX_RANK] = {0};
+    int32_t idx[MB_MAX_RANK] = {0};
     int32_t batches = 1;
-    if (batch_rank > MB_MATMUL_MAX_RANK) {
+    if (batch_rank > MB_MAX_RANK) {
         return;
     }
     for (int32_t d = 0; d < batch_rank; ++d) {

@@ -1,7 +1,6 @@
 #include "mb_reduce.h"
 #include "mb_common.h"
 
-#define MB_REDUCE_MAX_RANK 8
 
 /* Advance an odometer over `dims`, last dimension fastest; returns the element offset change. */
 static int64_t mb_reduce_step(int32_t *idx, const int32_t *dims, const int32_t *strides, int32_t rank)
@@ -22,10 +21,10 @@ void mb_reduce_f32(const float *x, float *y, int32_t kind,
                    int32_t red_rank, const int32_t *red_dims, const int32_t *red_strides,
                    float correction)
 {
-    int32_t oidx[MB_REDUCE_MAX_RANK] = {0};
-    int32_t ridx[MB_REDUCE_MAX_RANK] = {0};
+    int32_t oidx[MB_MAX_RANK] = {0};
+    int32_t ridx[MB_MAX_RANK] = {0};
     int32_t outs = 1, count = 1;
-    if (out_rank > MB_REDUCE_MAX_RANK || red_rank > MB_REDUCE_MAX_RANK) {
+    if (out_rank > MB_MAX_RANK || red_rank > MB_MAX_RANK) {
         return;
     }
     for (int32_t d = 0; d < out_rank; ++d) {

@@ -1,7 +1,6 @@
 #include "mb_where.h"
 #include "mb_common.h"
 
-#define MB_WHERE_MAX_RANK 8
 
 /* Element offsets of the output element `flat` in up to three operands: plain index
  * arithmetic per element, which keeps the kernels short and obviously in bounds. */
@@ -26,7 +25,7 @@ static void mb_where_offsets(int32_t flat, const int32_t *dims, int32_t rank, co
 static int32_t mb_where_count(const int32_t *dims, int32_t rank)
 {
     int32_t n = 1;
-    if (rank > MB_WHERE_MAX_RANK) {
+    if (rank > MB_MAX_RANK) {
         return 0;
     }
     for (int32_t d = 0; d < rank; ++d) {
