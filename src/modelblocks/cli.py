@@ -3,9 +3,11 @@
     modelblocks compile model.py:Net --weights net.pth --input-shape 1,3,32,32 -o out/
     modelblocks compile exported.pt2 -o out/
     modelblocks verify model.py:Net --weights net.pth --input-shape 1,3,32,32 --runs 5
+    modelblocks analyze model.py:Net --weights net.pth --input-shape 1,3,32,32 --target stm32h723zg --plot arena.png
+    modelblocks analyze out/ --target mcu=512K,128K --json
     modelblocks demo --out build/demo
 
-Exit codes: 0 ok, 1 verification failed, 2 user error (bad file, shape, option, unsupported
+Exit codes: 0 ok (analyze: the model fits), 1 verification failed (analyze: does not fit), 2 user error (bad file, shape, option, unsupported
 model: one clear message, no traceback), 3 internal error (a ModelBlocks bug: traceback, please
 report it), 130 interrupted.
 """
@@ -24,6 +26,7 @@ from . import __version__
 from .errors import CompileError, InputError, ModelBlocksError
 
 EXIT_OK, EXIT_VERIFY_FAILED, EXIT_USER_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_DOES_NOT_FIT = 1  # analyze
 ISSUES = "the ModelBlocks issue tracker"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -80,6 +83,21 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(p)
     _verify_options(p, runs=5)
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("analyze", help="per-layer memory table, totals and whether the model fits a board",
+                       description="Compile a model (or load a compiled output folder) and print the per-layer "
+                                   "memory table, flash and RAM totals and the fit verdict against a board's "
+                                   "memory map. Exits 0 if the model fits, 1 if it does not.")
+    _model_options(p)
+    p.add_argument("--target", "-t", default="stm32h723zg", metavar="BOARD",
+                   help="built-in board (stm32h723zg (default), stm32f746ng, stm32l476rg, nrf52840, rp2040) "
+                        "or NAME=FLASH,RAM, e.g. mcu=512K,128K")
+    p.add_argument("--target-file", metavar="FILE", help="a board description in JSON or TOML (overrides --target)")
+    p.add_argument("--plot", metavar="PNG", help="write a plot of arena usage per execution step")
+    p.add_argument("--json", action="store_true", help="print the report, board and verdict as JSON")
+    p.add_argument("--no-estimate", action="store_true",
+                   help="skip the host-compiler code size and stack estimates (flash = weights, RAM = arena)")
+    p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("demo", help="run the bundled end-to-end demo")
     p.add_argument("--out", "-o", default="build/demo", metavar="DIR", help="output folder (default build/demo)")
@@ -212,6 +230,69 @@ def cmd_verify(args) -> int:
         console.print(f"note: {note}")
     compiled = _compile(loaded, args)
     return EXIT_OK if _verify(compiled, loaded, args, console) else EXIT_VERIFY_FAILED
+
+
+def cmd_analyze(args) -> int:
+    import json  # noqa: PLC0415
+
+    from .reports.analyze import analyze_fit, format_totals, format_verdict, memory_report  # noqa: PLC0415
+    from .targets.boards import get_board, load_board_file  # noqa: PLC0415
+
+    board = load_board_file(args.target_file) if args.target_file else get_board(args.target)
+    if args.plot and not args.plot.lower().endswith(".png"):
+        raise InputError(f"--plot {args.plot}: the plot is a PNG file; name it *.png")
+    path = Path(args.model)
+    if path.is_dir():  # a folder written by `modelblocks compile`
+        from .api import load  # noqa: PLC0415
+
+        compiled = load(path)
+        notes = []
+    else:
+        loaded = _load(args)
+        notes = loaded.notes
+        compiled = _compile(loaded, args)
+    report = memory_report(compiled, estimate=not args.no_estimate)
+    verdict = analyze_fit(report, board)
+    if args.plot:
+        from .reports.plot import plot_arena  # noqa: PLC0415
+
+        region = next(((r.name, r.size) for r in board.regions if r.name == verdict.arena_region), None)
+        plot_arena(report, args.plot, region)
+    if args.json:
+        print(json.dumps({"report": report, "board": board.to_dict(), "verdict": verdict.to_dict(),
+                          "plot": args.plot}, indent=1))
+        return EXIT_OK if verdict.fits else EXIT_DOES_NOT_FIT
+    console = _console()
+    for note in notes:
+        console.print(f"note: {note}")
+    _print_memory_table(report, console)
+    console.print(format_totals(report), markup=False, soft_wrap=True)
+    console.print(f"target {board.name}: flash {board.flash // 1024:,} KB, RAM "
+                  + ", ".join(f"{r.name} {r.size // 1024:,} KB" + ("" if r.data else " (code)") for r in board.regions), markup=False)
+    console.print(format_verdict(verdict), markup=False, soft_wrap=True)
+    if args.plot:
+        console.print(f"wrote {args.plot}")
+    return EXIT_OK if verdict.fits else EXIT_DOES_NOT_FIT
+
+
+def _print_memory_table(report: dict, console) -> None:
+    from rich.table import Table  # noqa: PLC0415
+
+    console.print(f"model {report['name']}: {len(report['layers'])} layers, {report['macs']:,} MACs, "
+                  f"{report['params']:,} params")
+    table = Table()
+    for col, just in (("#", "right"), ("op", "left"), ("module", "left"), ("output", "left"), ("params", "right"),
+                      ("MACs", "right"), ("weight B", "right"), ("act B", "right"), ("live B", "right")):
+        table.add_column(col, justify=just)
+    layers = report["layers"]
+    for row in layers[:80]:
+        out = "x".join(str(d) for d in row["outputs"][0]) if row["outputs"] else ""
+        table.add_row(str(row["index"]), row["op"], row["scope"] or "-", out, f"{row['params']:,}",
+                      f"{row['macs']:,}", f"{row['weight_bytes']:,}", f"{row['activation_bytes']:,}",
+                      f"{row['live_bytes']:,}")
+    if len(layers) > 80:
+        table.add_row("...", f"{len(layers) - 80} more layers", "", "", "", "", "", "", "")
+    console.print(table)
 
 
 def cmd_demo(args) -> int:

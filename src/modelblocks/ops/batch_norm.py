@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.dtypes import DType
-from .registry import OpDef, converts, numel, register
+from .registry import OpDef, Prop, converts, numel, register
 
 
 def _infer(node, ins):
@@ -41,6 +41,7 @@ def _emit(ctx, node):
 register(OpDef(
     name="batch_norm", infer=_infer, reference=_reference, emit=_emit, kernels=("mb_batch_norm",),
     num_inputs=(3, 3), macs=lambda node, ins, outs: numel(outs[0].shape),
+    props=frozenset({Prop.ELEMENTWISE}),  # mb_batch_norm_f32 reads x[i] before it writes y[i]: safe in place
     doc="per-channel affine y = x * scale[c] + shift[c] (channel = dim 1)",
 ))
 

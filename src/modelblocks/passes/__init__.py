@@ -18,6 +18,7 @@ PIPELINE: tuple[str, ...] = (
     "fold_batchnorm",
     "fuse_activation",
     "dead_code",
+    "schedule",
 )
 
 ALL_PASSES = frozenset(PIPELINE)

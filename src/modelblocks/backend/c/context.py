@@ -77,7 +77,20 @@ class EmitContext:
         return self._var[root]
 
     def ptr(self, tensor_name: str) -> str:
-        return self.var(tensor_name)
+        """A pointer to the tensor's first element: its root's name, plus the element offset when the
+        tensor is a slice of its root's storage (a concat input written in place: `out0 + 64`)."""
+        return self.ptr_at(tensor_name, 0)
+
+    def ptr_at(self, tensor_name: str, element: int) -> str:
+        """A pointer to element `element` of the tensor (counted in the tensor's own dtype)."""
+        base = self.var(tensor_name)
+        itemsize = self.graph.tensors[tensor_name].dtype.itemsize
+        offset = self.plan.offset_of(tensor_name)
+        if offset % itemsize:
+            raise ValueError(f"tensor {tensor_name} sits at byte {offset} of its storage, not a multiple of "
+                             f"its element size {itemsize}")
+        k = offset // itemsize + element
+        return f"({base} + {k})" if k else base
 
     def tensor(self, name: str) -> Tensor:
         return self.graph.tensors[name]
