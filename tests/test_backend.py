@@ -96,3 +96,20 @@ def test_rank_limit_is_the_same_in_python_and_c():
     assert f"#define MB_MAX_RANK {MAX_RANK}\n" in common
     with pytest.raises(modelblocks.errors.UnsupportedOpError, match="exceeds 8"):
         modelblocks.compile(op_model(lambda a, b: a + b), (torch.randn([2] * 9), torch.randn([2] * 9)))
+
+
+def test_arena_alignment_is_selectable(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 5), nn.Tanh(), nn.Linear(5, 7), nn.Sigmoid(), nn.Linear(7, 2)).eval()
+    compiled = modelblocks.compile(model, (torch.randn(1, 8),), arena_alignment=64)
+    offsets = compiled.source.offsets
+    assert offsets and all(off % 64 == 0 for off in offsets.values())
+    assert "MB_ALIGNED(64)" in compiled.source.files["model.c"]
+    check_model(model, (torch.randn(1, 8),), compiled=compiled, sanitize=False)
+    compiled.source.write(tmp_path)
+    subprocess.run([compiler(), *CFLAGS, "-c", "model.c", "-o", "model.o"], cwd=tmp_path, check=True)
+    headers = subprocess.run(["objdump", "-h", "model.o"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    bss = next(line for line in headers.splitlines() if " .bss " in line)
+    assert bss.split()[-1] == "2**6"  # the arena's section is 64-byte aligned
+    with pytest.raises(modelblocks.errors.InputError, match="power of two"):
+        modelblocks.compile(model, (torch.randn(1, 8),), arena_alignment=24)

@@ -26,10 +26,11 @@ from .reports.report import build_report, format_report
 class CompiledModel:
     """A model turned into IR and C, with the means to run both and to save them."""
 
-    def __init__(self, graph: Graph, prefix: str = "model", arena_attr: str = "", torch_model=None):
+    def __init__(self, graph: Graph, prefix: str = "model", arena_attr: str = "", torch_model=None,
+                 arena_alignment: int = 16):
         self.graph = graph
         self.torch_model = torch_model
-        self.source: CSource = generate_c(graph, prefix=prefix, arena_attr=arena_attr)
+        self.source: CSource = generate_c(graph, prefix=prefix, arena_attr=arena_attr, arena_alignment=arena_alignment)
         self.report: dict = build_report(graph, self.source)
         self._host = None
 
@@ -79,7 +80,7 @@ class CompiledModel:
 
 
 def compile(model, example_inputs: Sequence | None = None, *, name: str = "model", prefix: str | None = None,
-            passes: Sequence[str] = PIPELINE, arena_section: str = "") -> CompiledModel:
+            passes: Sequence[str] = PIPELINE, arena_section: str = "", arena_alignment: int = 16) -> CompiledModel:
     """Capture `model` (an nn.Module in eval mode, or a torch.export ExportedProgram), optimise its
     IR and generate C. `example_inputs` is a tensor or tuple of tensors with the deployment shapes."""
     import torch  # noqa: PLC0415
@@ -103,7 +104,8 @@ def compile(model, example_inputs: Sequence | None = None, *, name: str = "model
     graph = from_exported_program(ep, name=name)
     graph = run_passes(graph, passes)
     attr = f'__attribute__((section("{arena_section}")))' if arena_section else ""
-    return CompiledModel(graph, prefix=prefix or name, arena_attr=attr, torch_model=torch_model)
+    return CompiledModel(graph, prefix=prefix or name, arena_attr=attr, torch_model=torch_model,
+                         arena_alignment=arena_alignment)
 
 
 def load(directory: str | Path, prefix: str | None = None) -> CompiledModel:

@@ -95,7 +95,7 @@ class _Groups:
         self.off[child_root] = poff + offset
 
 
-def analyze_storage(graph: Graph, inplace: bool = True) -> StoragePlan:
+def analyze_storage(graph: Graph, inplace: bool = True, alignment: int = 16) -> StoragePlan:
     """The storage plan of `graph` in its node order. `inplace=False` applies only rule 1 (views)."""
     tensors = graph.tensors
     end = len(graph.nodes)
@@ -183,10 +183,10 @@ def analyze_storage(graph: Graph, inplace: bool = True) -> StoragePlan:
         if size:
             name = f"{node.name}__scratch"
             scratch[node.name] = name
-            buffers.append(Buffer(name, int(size), idx, idx))
+            buffers.append(Buffer(name, int(size), idx, idx, alignment))
     for name, k in kind.items():
         if k == "arena":
-            buffers.append(Buffer(name, tensors[name].nbytes, g_first[name], max(g_last[name], g_first[name])))
+            buffers.append(Buffer(name, tensors[name].nbytes, g_first[name], max(g_last[name], g_first[name]), alignment))
     buffers.sort(key=lambda b: (b.first_use, b.name))
     return StoragePlan(root, kind, output_slot, buffers, scratch, copies_out, offset, inplace_nodes, concat_copies)
 

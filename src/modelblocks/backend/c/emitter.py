@@ -69,13 +69,15 @@ def _kernel_files(names: set[str]) -> dict[str, str]:
     return files
 
 
-def generate_c(graph: Graph, prefix: str = "model", arena_attr: str = "") -> CSource:
+def generate_c(graph: Graph, prefix: str = "model", arena_attr: str = "", arena_alignment: int = 16) -> CSource:
     prefix = c_identifier(prefix).lower()
     if prefix.startswith("mb_") or prefix in C_KEYWORDS or prefix == "main":
         raise InputError(f"C prefix {prefix!r} is reserved (kernel files are named mb_*, and C keywords and 'main' "
                          "cannot name a model): choose another name")
     P = prefix.upper()
-    plan = analyze_storage(graph)
+    if arena_alignment < 1 or arena_alignment & (arena_alignment - 1):
+        raise InputError(f"arena alignment must be a power of two, got {arena_alignment}")
+    plan = analyze_storage(graph, alignment=arena_alignment)
     best = plan_best(plan.buffers)
     offsets, arena_bytes = best.offsets, best.arena_bytes
     check_plan(plan.buffers, offsets, arena_bytes)
@@ -157,7 +159,7 @@ def generate_c(graph: Graph, prefix: str = "model", arena_attr: str = "") -> CSo
             **common, guard=f"{P}_H", inputs=inputs_io, outputs=outputs_io, params=", ".join(params)),
         f"{prefix}.c": _ENV.get_template("model.c.j2").render(
             **common, kernel_headers=["mb_common.h"] + sorted(n for n in kernel_files if n.endswith(".h") and n != "mb_common.h"),
-            arena_attr=arena_attr, tables=ctx.tables, params=", ".join(params), declarations=declarations,
+            arena_attr=arena_attr, arena_alignment=arena_alignment, tables=ctx.tables, params=", ".join(params), declarations=declarations,
             unused=unused, nodes=rendered_nodes, copies=copies, macs=macs),
         f"{prefix}_weights.h": _ENV.get_template("weights.h.j2").render(**common, guard=f"{P}_WEIGHTS_H", weights=weights),
         f"{prefix}_weights.c": _ENV.get_template("weights.c.j2").render(**common, weights=weights),

@@ -6,6 +6,13 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Alignment beyond C99's guarantees, for the arena (GCC, Clang and Arm Compiler 6 understand it). */
+#if defined(__GNUC__) || defined(__clang__)
+#define MB_ALIGNED(n) __attribute__((aligned(n)))
+#else
+#define MB_ALIGNED(n)
+#endif
+
 /* Most dimensions a broadcasting kernel walks (ops/registry.py MAX_RANK: the shape rules refuse more). */
 #define MB_MAX_RANK 8
 
