@@ -56,7 +56,8 @@ def estimate_code_and_stack(source) -> dict:
                 m = re.match(r"^.*:([A-Za-z_][A-Za-z0-9_.]*)\t(\d+)\t(\S+)", line)
                 if m:
                     frames[m.group(1)] = max(frames.get(m.group(1), 0), int(m.group(2)))
-                    dynamic |= "dynamic" in m.group(3)
+                    # "dynamic,bounded" is only stack realignment; unbounded frames would be VLAs/alloca
+                    dynamic |= "dynamic" in m.group(3) and "bounded" not in m.group(3)
     run = frames.pop(f"{source.prefix}_run", 0)
     others = sorted(frames.values(), reverse=True)
     stack = run + sum(others[:2]) + STACK_MARGIN
