@@ -10,21 +10,13 @@ void mb_attention_f32(const float *q, const float *k, const float *v, const floa
                       float scale, int32_t causal)
 {
     int32_t idx[MB_MAX_RANK] = {0};
-    int32_t batches = 1;
     if (batch_rank > MB_MAX_RANK) {
         return;
     }
-    for (int32_t d = 0; d < batch_rank; ++d) {
-        batches *= batch_dims[d];
-    }
-    for (int32_t bt = 0; bt < batches; ++bt) {
-        int64_t oq = 0, ok = 0, ov = 0, om = 0;
-        for (int32_t d = 0; d < batch_rank; ++d) {
-            oq += (int64_t)idx[d] * q_bs[d];
-            ok += (int64_t)idx[d] * k_bs[d];
-            ov += (int64_t)idx[d] * v_bs[d];
-            om += (int64_t)idx[d] * m_bs[d];
-        }
+    const int64_t batches = mb_numel(batch_dims, batch_rank);
+    for (int64_t bt = 0; bt < batches; ++bt) {
+        const int64_t oq = mb_offset(idx, q_bs, batch_rank), ok = mb_offset(idx, k_bs, batch_rank);
+        const int64_t ov = mb_offset(idx, v_bs, batch_rank), om = mb_offset(idx, m_bs, batch_rank);
         for (int32_t i = 0; i < L; ++i) {
             const float *qi = q + oq + (int64_t)i * E;
             float *yi = y + ((int64_t)bt * L + i) * Ev;
@@ -68,11 +60,6 @@ void mb_attention_f32(const float *q, const float *k, const float *v, const floa
                 }
             }
         }
-        for (int32_t d = batch_rank - 1; d >= 0; --d) {
-            if (++idx[d] < batch_dims[d]) {
-                break;
-            }
-            idx[d] = 0;
-        }
+        mb_next_index(idx, batch_dims, batch_rank);
     }
 }

@@ -10,29 +10,16 @@
     {                                                                                         \
         int32_t idx[MB_MAX_RANK] = {0};                                                       \
         const int32_t inner = dims[rank - 1], sa = as[rank - 1], sb = bs[rank - 1];           \
-        int32_t outer = 1;                                                                    \
-        for (int32_t d = 0; d < rank - 1; ++d) {                                              \
-            outer *= dims[d];                                                                 \
-        }                                                                                     \
-        for (int32_t o = 0; o < outer; ++o) {                                                 \
-            int32_t oa = 0, ob = 0;                                                           \
-            for (int32_t d = 0; d < rank - 1; ++d) {                                          \
-                oa += idx[d] * as[d];                                                         \
-                ob += idx[d] * bs[d];                                                         \
-            }                                                                                 \
-            const float *pa = a + oa;                                                         \
-            const float *pb = b + ob;                                                         \
+        const int64_t outer = mb_numel(dims, rank - 1);                                       \
+        for (int64_t o = 0; o < outer; ++o) {                                                 \
+            const float *pa = a + mb_offset(idx, as, rank - 1);                               \
+            const float *pb = b + mb_offset(idx, bs, rank - 1);                               \
             for (int32_t i = 0; i < inner; ++i) {                                             \
                 const float u = pa[i * sa], v = pb[i * sb];                                   \
                 y[i] = (expr);                                                                \
             }                                                                                 \
             y += inner;                                                                       \
-            for (int32_t d = rank - 2; d >= 0; --d) {                                         \
-                if (++idx[d] < dims[d]) {                                                     \
-                    break;                                                                    \
-                }                                                                             \
-                idx[d] = 0;                                                                   \
-            }                                                                                 \
+            mb_next_index(idx, dims, rank - 1);                                               \
         }                                                                                     \
     }
 

@@ -16,6 +16,36 @@
 /* Most dimensions a broadcasting kernel walks (ops/registry.py MAX_RANK: the shape rules refuse more). */
 #define MB_MAX_RANK 8
 
+/* Walking the batch dimensions of a broadcast: element count, offset of a multi-index under
+ * per-dimension strides (0 on broadcast dimensions), and the odometer step (last dimension fastest). */
+static inline int64_t mb_numel(const int32_t *dims, int32_t rank)
+{
+    int64_t n = 1;
+    for (int32_t d = 0; d < rank; ++d) {
+        n *= dims[d];
+    }
+    return n;
+}
+
+static inline int64_t mb_offset(const int32_t *idx, const int32_t *strides, int32_t rank)
+{
+    int64_t off = 0;
+    for (int32_t d = 0; d < rank; ++d) {
+        off += (int64_t)idx[d] * strides[d];
+    }
+    return off;
+}
+
+static inline void mb_next_index(int32_t *idx, const int32_t *dims, int32_t rank)
+{
+    for (int32_t d = rank - 1; d >= 0; --d) {
+        if (++idx[d] < dims[d]) {
+            return;
+        }
+        idx[d] = 0;
+    }
+}
+
 /* Per-layer profiling hook. Define MB_PROFILE and provide mb_profile.h with
  * MB_PROFILE_BEGIN(id, name) / MB_PROFILE_END(id, name) to time each layer. */
 #ifdef MB_PROFILE

@@ -9,25 +9,16 @@ void mb_matmul_f32(const float *a, const float *b, const float *c, float *y,
                    float alpha, float beta, float lo, float hi)
 {
     int32_t idx[MB_MAX_RANK] = {0};
-    int32_t batches = 1;
     if (batch_rank > MB_MAX_RANK) {
         return;
     }
-    for (int32_t d = 0; d < batch_rank; ++d) {
-        batches *= batch_dims[d];
-    }
-    for (int32_t bt = 0; bt < batches; ++bt) {
-        int64_t oa = 0, ob = 0, oc = 0;
-        for (int32_t d = 0; d < batch_rank; ++d) {
-            oa += (int64_t)idx[d] * a_bs[d];
-            ob += (int64_t)idx[d] * b_bs[d];
-            if (c) {
-                oc += (int64_t)idx[d] * c_bs[d];
-            }
-        }
+    const int64_t batches = mb_numel(batch_dims, batch_rank);
+    for (int64_t bt = 0; bt < batches; ++bt) {
+        const int64_t oa = mb_offset(idx, a_bs, batch_rank), ob = mb_offset(idx, b_bs, batch_rank);
+        const int64_t oc = c ? mb_offset(idx, c_bs, batch_rank) : 0;
         const float *pa = a + oa;
         const float *pb = b + ob;
-        float *py = y + (int64_t)bt * m * n;
+        float *py = y + bt * m * n;
         for (int32_t i = 0; i < m; ++i) {
             const float *ar = pa + (int64_t)i * k;
             for (int32_t j = 0; j < n; ++j) {
@@ -45,12 +36,6 @@ void mb_matmul_f32(const float *a, const float *b, const float *c, float *y,
                 py[(int64_t)i * n + j] = mb_clampf(v, lo, hi);
             }
         }
-        /* advance the batch odometer, last dimension fastest */
-        for (int32_t d = batch_rank - 1; d >= 0; --d) {
-            if (++idx[d] < batch_dims[d]) {
-                break;
-            }
-            idx[d] = 0;
-        }
+        mb_next_index(idx, batch_dims, batch_rank);
     }
 }
