@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import UnsupportedOpError, where
 from ..ir.dtypes import DType
 from ..ir.graph import Graph, Node, Tensor
-from ..ops.registry import get_op
+from ..ops.registry import get_op, normalize_dim
 
 
 class ConvertContext:
@@ -66,6 +66,27 @@ class ConvertContext:
 
     def constant(self, data: np.ndarray, name: str = "const", dtype: DType | None = None) -> str:
         return self.graph.add_constant(name, np.asarray(data), dtype).name
+
+    def dim(self, dim, rank: int) -> int:
+        """A dimension argument normalised to 0..rank-1 (negative dims count from the end)."""
+        try:
+            return normalize_dim(int(dim), rank)
+        except ValueError as exc:
+            raise self.unsupported(str(exc)) from None
+
+    def per_dim(self, value, count: int, what: str, default: tuple[int, ...] | None = None) -> tuple[int, ...]:
+        """An int argument given once or once per spatial dimension (stride, padding, kernel_size),
+        as `count` ints; `default` when it is absent (None or [])."""
+        if value is None or (isinstance(value, (list, tuple)) and len(value) == 0):
+            if default is None:
+                raise self.unsupported(f"{what} is missing")
+            return default
+        vals = tuple(int(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
+        if len(vals) == 1 and count > 1:
+            vals = vals * count
+        if len(vals) != count:
+            raise self.unsupported(f"{what} {list(vals)} does not have {count} values")
+        return vals
 
     def info(self, name: str) -> Tensor:
         return self.graph.tensors[name]

@@ -46,6 +46,23 @@ register(OpDef(
 ))
 
 
+def from_running_stats(ctx, x: str, a: dict, what: str) -> str:
+    """A batch_norm node for `x` from constant running statistics and optional affine parameters
+    (the aten args `running_mean`, `running_var`, `weight`, `bias`, `eps`)."""
+    channels = ctx.shape(x)[1]
+    mean, var = ctx.constant_value(a.get("running_mean")), ctx.constant_value(a.get("running_var"))
+    if mean is None or var is None:
+        raise ctx.unsupported(f"{what} without constant running statistics is not supported")
+    gamma = ctx.constant_value(a["weight"]) if a.get("weight") is not None else np.ones(channels)
+    beta = ctx.constant_value(a["bias"]) if a.get("bias") is not None else np.zeros(channels)
+    if gamma is None or beta is None:
+        raise ctx.unsupported(f"{what} with non-constant affine parameters is not supported")
+    scale = gamma.astype(np.float64) / np.sqrt(var.astype(np.float64) + float(a["eps"]))
+    shift = beta.astype(np.float64) - mean.astype(np.float64) * scale
+    return ctx.emit1("batch_norm", [x, ctx.constant(scale.astype(np.float32), "bn_scale"),
+                                    ctx.constant(shift.astype(np.float32), "bn_shift")])
+
+
 @converts("aten._native_batch_norm_legit_no_training.default", "aten.batch_norm.default",
           "aten._native_batch_norm_legit.no_stats", "aten.native_batch_norm.default")
 def _from_batch_norm(ctx, fx):
@@ -55,20 +72,7 @@ def _from_batch_norm(ctx, fx):
                               "is not supported: train with running statistics")
     if a.get("training"):
         raise ctx.unsupported("BatchNorm in training mode: call model.eval() before compiling")
-    x = ctx.tensor(a["input"])
-    channels = ctx.shape(x)[1]
-    mean, var = ctx.constant_value(a.get("running_mean")), ctx.constant_value(a.get("running_var"))
-    if mean is None or var is None:
-        raise ctx.unsupported("BatchNorm without constant running statistics (track_running_stats=False) "
-                              "is not supported")
-    gamma = ctx.constant_value(a["weight"]) if a.get("weight") is not None else np.ones(channels)
-    beta = ctx.constant_value(a["bias"]) if a.get("bias") is not None else np.zeros(channels)
-    if gamma is None or beta is None:
-        raise ctx.unsupported("BatchNorm with non-constant affine parameters is not supported")
-    scale = gamma.astype(np.float64) / np.sqrt(var.astype(np.float64) + float(a["eps"]))
-    shift = beta.astype(np.float64) - mean.astype(np.float64) * scale
-    y = ctx.emit1("batch_norm", [x, ctx.constant(scale.astype(np.float32), "bn_scale"),
-                                 ctx.constant(shift.astype(np.float32), "bn_shift")])
+    y = from_running_stats(ctx, ctx.tensor(a["input"]), a, "BatchNorm")
     if str(fx.target) == "aten.batch_norm.default":
         return y
     return (y, "", "")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .layout import kernel_suffix, reshape, slice_
-from .registry import Attr, OpDef, converts, normalize_dim, numel, register
+from .registry import Attr, OpDef, converts, numel, register
 
 MAX_PARTS = 1024
 
@@ -75,13 +75,6 @@ def concat(ctx, names: list[str], dim: int) -> str:
     return ctx.emit1("concat", names, {"dim": dim})
 
 
-def _dim(ctx, dim, rank):
-    try:
-        return normalize_dim(int(dim), rank)
-    except ValueError as exc:
-        raise ctx.unsupported(str(exc)) from None
-
-
 @converts("aten.cat.default", "aten.concat.default", "aten.concatenate.default")
 def _cat(ctx, fx):
     a = ctx.args(fx)
@@ -96,7 +89,7 @@ def _cat(ctx, fx):
     if not names:
         raise ctx.unsupported("cat of only empty tensors")
     rank = len(ctx.shape(names[0]))
-    return concat(ctx, names, _dim(ctx, a["dim"], rank))
+    return concat(ctx, names, ctx.dim(a["dim"], rank))
 
 
 @converts("aten.stack.default")
@@ -104,7 +97,7 @@ def _stack(ctx, fx):
     a = ctx.args(fx)
     names = [ctx.tensor(v) for v in a["tensors"]]
     shape = ctx.shape(names[0])
-    dim = _dim(ctx, a["dim"], len(shape) + 1)
+    dim = ctx.dim(a["dim"], len(shape) + 1)
     if any(ctx.shape(n) != shape for n in names):
         raise ctx.unsupported(f"stack of tensors of different shapes {[list(ctx.shape(n)) for n in names]}")
     new = shape[:dim] + (1,) + shape[dim:]
@@ -159,7 +152,7 @@ def _even_sizes(n: int, size: int) -> list[int]:
 def _split(ctx, fx):
     a = ctx.args(fx)
     x = ctx.tensor(a["self"])
-    dim = _dim(ctx, a["dim"], len(ctx.shape(x)))
+    dim = ctx.dim(a["dim"], len(ctx.shape(x)))
     n = ctx.shape(x)[dim]
     if int(a["split_size"]) <= 0:
         raise ctx.unsupported(f"split size {a['split_size']} must be positive")
@@ -171,7 +164,7 @@ def _split(ctx, fx):
 def _split_with_sizes(ctx, fx):
     a = ctx.args(fx)
     x = ctx.tensor(a["self"])
-    dim = _dim(ctx, a["dim"], len(ctx.shape(x)))
+    dim = ctx.dim(a["dim"], len(ctx.shape(x)))
     return split(ctx, x, [int(s) for s in a["split_sizes"]], dim)
 
 
@@ -179,7 +172,7 @@ def _split_with_sizes(ctx, fx):
 def _chunk(ctx, fx):
     a = ctx.args(fx)
     x = ctx.tensor(a["self"])
-    dim = _dim(ctx, a["dim"], len(ctx.shape(x)))
+    dim = ctx.dim(a["dim"], len(ctx.shape(x)))
     n, chunks = ctx.shape(x)[dim], int(a["chunks"])
     if chunks <= 0:
         raise ctx.unsupported(f"chunk into {chunks} parts")
@@ -209,5 +202,5 @@ def _roll(ctx, fx):
     if len(shifts) != len(dims):
         raise ctx.unsupported(f"roll with {len(shifts)} shifts for {len(dims)} dims")
     for s, d in zip(shifts, dims):
-        x = _roll_dim(ctx, x, s, _dim(ctx, d, len(shape)))
+        x = _roll_dim(ctx, x, s, ctx.dim(d, len(shape)))
     return x

@@ -112,20 +112,28 @@ def _conv_reference(node, args):
     return [apply_clamp(y.astype(np.float32), node)]
 
 
-def _conv_emit(ctx, node):
-    x, w, b = node.inputs
+def _geometry_2d(ctx, node) -> str:
+    """The kernels' shape arguments, batch to groups, with a 1-D op seen as 2-D of height 1.
+    Padding passes the leading (top, left) values: conv's end padding follows from the shapes."""
+    x, w, _b = node.inputs
     a = node.attrs
     xs, ws, ys = ctx.shape(x), ctx.shape(w), ctx.shape(node.outputs[0])
-    if len(xs) == 3:
-        h, wd, kh, kw, oh, ow = 1, xs[2], 1, ws[2], 1, ys[2]
-        sh, sw, dh, dw, pt, pl = 1, a["stride"][0], 1, a["dilation"][0], 0, a["padding"][0]
-    else:
-        h, wd, kh, kw, oh, ow = xs[2], xs[3], ws[2], ws[3], ys[2], ys[3]
-        (sh, sw), (dh, dw), pt, pl = a["stride"], a["dilation"], a["padding"][0], a["padding"][1]
+    nsp = len(xs) - 2
+
+    def hw(values, fill):
+        return (fill,) * (2 - nsp) + tuple(values[:nsp])
+
+    (h, wd), (kh, kw), (oh, ow) = hw(xs[2:], 1), hw(ws[2:], 1), hw(ys[2:], 1)
+    (sh, sw), (dh, dw), (ph, pw) = hw(a["stride"], 1), hw(a["dilation"], 1), hw(a["padding"], 0)
+    return (f"{xs[0]}, {xs[1]}, {h}, {wd}, {ys[1]}, {oh}, {ow}, {kh}, {kw}, {sh}, {sw}, {ph}, {pw}, "
+            f"{dh}, {dw}, {a['groups']}")
+
+
+def _conv_emit(ctx, node):
+    x, w, b = node.inputs
     bias = ctx.ptr(b) if b else "NULL"
     return (f"mb_conv_f32({ctx.ptr(x)}, {ctx.ptr(w)}, {bias}, {ctx.ptr(node.outputs[0])}, "
-            f"{xs[0]}, {xs[1]}, {h}, {wd}, {ws[0]}, {oh}, {ow}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}, "
-            f"{dh}, {dw}, {a['groups']}, {ctx.clamp(node)});")
+            f"{_geometry_2d(ctx, node)}, {ctx.clamp(node)});")
 
 
 def _conv_macs(node, ins, outs):
@@ -209,18 +217,9 @@ def _convt_reference(node, args):
 
 def _convt_emit(ctx, node):
     x, w, b = node.inputs
-    a = node.attrs
-    xs, ws, ys = ctx.shape(x), ctx.shape(w), ctx.shape(node.outputs[0])
-    if len(xs) == 3:
-        h, wd, kh, kw, oh, ow = 1, xs[2], 1, ws[2], 1, ys[2]
-        sh, sw, dh, dw, ph, pw = 1, a["stride"][0], 1, a["dilation"][0], 0, a["padding"][0]
-    else:
-        h, wd, kh, kw, oh, ow = xs[2], xs[3], ws[2], ws[3], ys[2], ys[3]
-        (sh, sw), (dh, dw), (ph, pw) = a["stride"], a["dilation"], a["padding"]
     bias = ctx.ptr(b) if b else "NULL"
     return (f"mb_conv_transpose_f32({ctx.ptr(x)}, {ctx.ptr(w)}, {bias}, {ctx.ptr(node.outputs[0])}, "
-            f"{xs[0]}, {xs[1]}, {h}, {wd}, {ys[1]}, {oh}, {ow}, {kh}, {kw}, {sh}, {sw}, {ph}, {pw}, "
-            f"{dh}, {dw}, {a['groups']}, {ctx.clamp(node)});")
+            f"{_geometry_2d(ctx, node)}, {ctx.clamp(node)});")
 
 
 def _convt_macs(node, ins, outs):
@@ -239,15 +238,6 @@ register(OpDef(
 
 
 # -- converters -----------------------------------------------------------------------------------
-
-def _ints(value, nsp, what, ctx):
-    vals = tuple(int(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
-    if len(vals) == 1 and nsp > 1:
-        vals = vals * nsp
-    if len(vals) != nsp:
-        raise ctx.unsupported(f"{what} {list(vals)} does not have {nsp} values")
-    return vals
-
 
 def _batched(ctx, x, nsp):
     """Unbatched input (C, *spatial) runs as a batch of one; returns (x, original shape or None)."""
@@ -268,14 +258,14 @@ def _emit_conv(ctx, a, padding, transposed=False, output_padding=None):
     nsp = len(ctx.shape(w)) - 2
     if nsp not in (1, 2):
         raise ctx.unsupported(f"{nsp}-D convolution is not supported (1-D and 2-D are)")
-    stride = _ints(a["stride"], nsp, "stride", ctx)
-    dilation = _ints(a["dilation"], nsp, "dilation", ctx)
+    stride = ctx.per_dim(a["stride"], nsp, "stride")
+    dilation = ctx.per_dim(a["dilation"], nsp, "dilation")
     groups = int(a["groups"])
     x, orig = _batched(ctx, x, nsp)
     bias = ctx.optional_tensor(a["bias"])
     if transposed:
-        attrs = {"stride": stride, "padding": _ints(padding, nsp, "padding", ctx),
-                 "output_padding": _ints(output_padding, nsp, "output_padding", ctx),
+        attrs = {"stride": stride, "padding": ctx.per_dim(padding, nsp, "padding"),
+                 "output_padding": ctx.per_dim(output_padding, nsp, "output_padding"),
                  "dilation": dilation, "groups": groups}
         return _unbatch(ctx, ctx.emit1("conv_transpose", [x, w, bias], attrs), orig)
     kernel = ctx.shape(w)[2:]
@@ -289,7 +279,7 @@ def _emit_conv(ctx, a, padding, transposed=False, output_padding=None):
         else:
             raise ctx.unsupported(f"conv padding={padding!r} is not supported ('same', 'valid' or ints are)")
     else:
-        sym = _ints(padding, nsp, "padding", ctx)
+        sym = ctx.per_dim(padding, nsp, "padding")
         pads = sym + sym
     attrs = {"stride": stride, "padding": pads, "dilation": dilation, "groups": groups}
     return _unbatch(ctx, ctx.emit1("conv", [x, w, bias], attrs), orig)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.dtypes import DType
+from .batch_norm import from_running_stats
 from .registry import Attr, OpDef, converts, numel, register
 
 
@@ -103,14 +104,4 @@ def _from_instance_norm(ctx, fx):
         return ctx.emit1("group_norm", [x, _affine(ctx, a["weight"], "weight"), _affine(ctx, a["bias"], "bias")],
                          {"groups": c, "eps": eps})
     # running statistics (InstanceNorm(track_running_stats=True) in eval mode): a per-channel affine
-    mean, var = ctx.constant_value(a["running_mean"]), ctx.constant_value(a["running_var"])
-    if mean is None or var is None:
-        raise ctx.unsupported("instance_norm with use_input_stats=False needs constant running statistics")
-    gamma = ctx.constant_value(a["weight"]) if a["weight"] is not None else np.ones(c)
-    beta = ctx.constant_value(a["bias"]) if a["bias"] is not None else np.zeros(c)
-    if gamma is None or beta is None:
-        raise ctx.unsupported("instance_norm with non-constant affine parameters and running statistics")
-    scale = gamma.astype(np.float64) / np.sqrt(var.astype(np.float64) + eps)
-    shift = beta.astype(np.float64) - mean.astype(np.float64) * scale
-    return ctx.emit1("batch_norm", [x, ctx.constant(scale.astype(np.float32), "in_scale"),
-                                    ctx.constant(shift.astype(np.float32), "in_shift")])
+    return from_running_stats(ctx, x, a, "InstanceNorm")

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..ir.dtypes import DType
 from .binary import collapse
-from .registry import Attr, OpDef, converts, normalize_dim, numel, register
+from .registry import Attr, OpDef, converts, numel, register
 
 MAX_RANK = 16  # MB_LAYOUT_MAX_RANK in mb_layout.h, after merging dimensions
 
@@ -399,13 +399,6 @@ def _rank(ctx, name: str) -> int:
     return len(ctx.shape(name))
 
 
-def _dim(ctx, dim, rank: int) -> int:
-    try:
-        return normalize_dim(int(dim), rank)
-    except ValueError as exc:
-        raise ctx.unsupported(str(exc)) from None
-
-
 def permute(ctx, x: str, perm: Sequence[int]) -> str:
     perm = tuple(int(p) for p in perm)
     if perm == tuple(range(len(perm))):
@@ -415,7 +408,7 @@ def permute(ctx, x: str, perm: Sequence[int]) -> str:
 
 def slice_(ctx, x: str, dim: int, start, end, step=1) -> str:
     shape = ctx.shape(x)
-    dim = _dim(ctx, dim, len(shape))
+    dim = ctx.dim(dim, len(shape))
     try:
         start, end, step = python_slice(shape[dim], start, end, step)
     except ValueError as exc:
@@ -430,7 +423,7 @@ def slice_(ctx, x: str, dim: int, start, end, step=1) -> str:
 
 def select(ctx, x: str, dim: int, index: int) -> str:
     shape = ctx.shape(x)
-    dim = _dim(ctx, dim, len(shape))
+    dim = ctx.dim(dim, len(shape))
     n, index = shape[dim], int(index)
     if not -n <= index < n:
         raise ctx.unsupported(f"index {index} is out of range for dim {dim} of size {n}")
@@ -449,14 +442,14 @@ def _permute(ctx, fx):
     a = ctx.args(fx)
     x = ctx.tensor(a["self"])
     rank = _rank(ctx, x)
-    return permute(ctx, x, [_dim(ctx, d, rank) for d in a["dims"]])
+    return permute(ctx, x, [ctx.dim(d, rank) for d in a["dims"]])
 
 
 @converts("aten.transpose.int", "aten.transpose_copy.int", "aten.swapaxes.default", "aten.swapdims.default")
 def _transpose(ctx, fx):
     x = ctx.tensor(fx.args[0])
     rank = _rank(ctx, x)
-    d0, d1 = (_dim(ctx, d, rank) for d in fx.args[1:3])
+    d0, d1 = (ctx.dim(d, rank) for d in fx.args[1:3])
     perm = list(range(rank))
     perm[d0], perm[d1] = perm[d1], perm[d0]
     return permute(ctx, x, perm)
@@ -478,7 +471,7 @@ def _slice(ctx, fx):
 def _narrow(ctx, fx):
     a = ctx.args(fx)
     x = ctx.tensor(a["self"])
-    dim = _dim(ctx, a["dim"], _rank(ctx, x))
+    dim = ctx.dim(a["dim"], _rank(ctx, x))
     start = int(a["start"])
     if start < 0:
         start += ctx.shape(x)[dim]
@@ -496,7 +489,7 @@ def _unbind(ctx, fx):
     """One select node per slice, so that DCE drops the parts a model does not use."""
     a = ctx.args(fx)
     x = ctx.tensor(a["self"])
-    dim = _dim(ctx, a["dim"], _rank(ctx, x))
+    dim = ctx.dim(a["dim"], _rank(ctx, x))
     return tuple(select(ctx, x, dim, i) for i in range(ctx.shape(x)[dim]))
 
 
@@ -532,7 +525,7 @@ def _tile(ctx, fx):
 
 def flip(ctx, x: str, dims) -> str:
     shape = ctx.shape(x)
-    dims = tuple(sorted({_dim(ctx, d, len(shape)) for d in dims}))
+    dims = tuple(sorted({ctx.dim(d, len(shape)) for d in dims}))
     dims = tuple(d for d in dims if shape[d] > 1)
     if not dims:
         return x
@@ -568,7 +561,7 @@ def _diagonal(ctx, fx):
     rank = _rank(ctx, x)
     if rank < 2:
         raise ctx.unsupported("diagonal needs at least 2 dims")
-    attrs = {"offset": int(a["offset"]), "dim1": _dim(ctx, a["dim1"], rank), "dim2": _dim(ctx, a["dim2"], rank)}
+    attrs = {"offset": int(a["offset"]), "dim1": ctx.dim(a["dim1"], rank), "dim2": ctx.dim(a["dim2"], rank)}
     if _out_diagonal(ctx.shape(x), attrs)[-1] == 0:
         raise ctx.unsupported(f"diagonal with offset {attrs['offset']} is empty; zero-size tensors are not supported")
     return ctx.emit1("diagonal", [x], attrs)
@@ -590,7 +583,7 @@ def _repeat_interleave(ctx, fx):
     if a["dim"] is None:
         x, dim = reshape(ctx, x, (numel(ctx.shape(x)),)), 0
     else:
-        dim = _dim(ctx, a["dim"], _rank(ctx, x))
+        dim = ctx.dim(a["dim"], _rank(ctx, x))
     s = ctx.shape(x)
     y = expand(ctx, reshape(ctx, x, s[:dim + 1] + (1,) + s[dim + 1:]), s[:dim + 1] + (r,) + s[dim + 1:])
     return reshape(ctx, y, s[:dim] + (s[dim] * r,) + s[dim + 1:])
@@ -603,7 +596,7 @@ def _unfold(ctx, fx):
     rank = _rank(ctx, x)
     if rank == 0:
         raise ctx.unsupported("unfold of a 0-d tensor is not supported")
-    dim = _dim(ctx, a["dimension"], rank)
+    dim = ctx.dim(a["dimension"], rank)
     return ctx.emit1("unfold", [x], {"dim": dim, "size": int(a["size"]), "step": int(a["step"])})
 
 
@@ -652,7 +645,7 @@ def index_select(ctx, x: str, dim: int, idx: np.ndarray) -> str:
 def _index_select(ctx, fx):
     a = ctx.args(fx)
     x = ctx.tensor(a["self"])
-    dim = _dim(ctx, a["dim"], _rank(ctx, x))
+    dim = ctx.dim(a["dim"], _rank(ctx, x))
     return index_select(ctx, x, dim, _constant_indices(ctx, a["index"], "index_select"))
 
 
@@ -679,7 +672,7 @@ def _rot90(ctx, fx):
     a = ctx.args(fx)
     x = ctx.tensor(a["self"])
     shape = ctx.shape(x)
-    d0, d1 = (_dim(ctx, d, len(shape)) for d in a["dims"])
+    d0, d1 = (ctx.dim(d, len(shape)) for d in a["dims"])
     if d0 == d1:
         raise ctx.unsupported("rot90 needs two different dims")
     k = int(a["k"]) % 4

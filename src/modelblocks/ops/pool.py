@@ -250,27 +250,14 @@ for _kind in ("avg", "max"):
 
 # -- converters -----------------------------------------------------------------------------------
 
-def _ints(value, nsp, what, ctx, default=None):
-    if value is None or (isinstance(value, (list, tuple)) and len(value) == 0):
-        if default is None:
-            raise ctx.unsupported(f"{what} is missing")
-        return default
-    vals = tuple(int(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
-    if len(vals) == 1 and nsp > 1:
-        vals = vals * nsp
-    if len(vals) != nsp:
-        raise ctx.unsupported(f"{what} {list(vals)} does not have {nsp} values")
-    return vals
-
-
 def _nsp(target: str) -> int:
     return 1 if "1d" in target else 2
 
 
 def _window_attrs(ctx, a, nsp):
-    kernel = _ints(a["kernel_size"], nsp, "kernel_size", ctx)
-    return {"kernel": kernel, "stride": _ints(a["stride"], nsp, "stride", ctx, default=kernel),
-            "padding": _ints(a["padding"], nsp, "padding", ctx), "ceil_mode": bool(a["ceil_mode"])}
+    kernel = ctx.per_dim(a["kernel_size"], nsp, "kernel_size")
+    return {"kernel": kernel, "stride": ctx.per_dim(a["stride"], nsp, "stride", default=kernel),
+            "padding": ctx.per_dim(a["padding"], nsp, "padding"), "ceil_mode": bool(a["ceil_mode"])}
 
 
 @converts("aten.max_pool1d.default", "aten.max_pool2d.default",
@@ -279,7 +266,7 @@ def _from_max_pool(ctx, fx):
     a = ctx.args(fx)
     nsp = _nsp(str(fx.target))
     attrs = _window_attrs(ctx, a, nsp)
-    attrs["dilation"] = _ints(a["dilation"], nsp, "dilation", ctx)
+    attrs["dilation"] = ctx.per_dim(a["dilation"], nsp, "dilation")
     y = ctx.emit1("max_pool", [ctx.tensor(a["self"])], attrs)
     return (y, "") if "with_indices" in str(fx.target) else y
 

@@ -336,26 +336,6 @@ def _convert(ctx, fx, kind: str, nonlinearity: str = "tanh"):
     return tuple(ctx.emit(kind, inputs, attrs))
 
 
-@converts("aten.lstm.input")
-def _from_lstm(ctx, fx):
-    return _convert(ctx, fx, "lstm")
-
-
-@converts("aten.gru.input")
-def _from_gru(ctx, fx):
-    return _convert(ctx, fx, "gru")
-
-
-@converts("aten.rnn_tanh.input")
-def _from_rnn_tanh(ctx, fx):
-    return _convert(ctx, fx, "rnn", "tanh")
-
-
-@converts("aten.rnn_relu.input")
-def _from_rnn_relu(ctx, fx):
-    return _convert(ctx, fx, "rnn", "relu")
-
-
 # -- single cells (nn.LSTMCell, nn.GRUCell, nn.RNNCell): one time step of a 1-layer network ------------
 
 def _convert_cell(ctx, fx, kind: str, nonlinearity: str = "tanh"):
@@ -386,21 +366,12 @@ def _convert_cell(ctx, fx, kind: str, nonlinearity: str = "tanh"):
     return finals if kind == "lstm" else finals[0]
 
 
-@converts("aten.lstm_cell.default")
-def _from_lstm_cell(ctx, fx):
-    return _convert_cell(ctx, fx, "lstm")
+def _converter(convert, kind: str, nonlinearity: str):
+    return lambda ctx, fx: convert(ctx, fx, kind, nonlinearity)
 
 
-@converts("aten.gru_cell.default")
-def _from_gru_cell(ctx, fx):
-    return _convert_cell(ctx, fx, "gru")
-
-
-@converts("aten.rnn_tanh_cell.default")
-def _from_rnn_tanh_cell(ctx, fx):
-    return _convert_cell(ctx, fx, "rnn", "tanh")
-
-
-@converts("aten.rnn_relu_cell.default")
-def _from_rnn_relu_cell(ctx, fx):
-    return _convert_cell(ctx, fx, "rnn", "relu")
+# aten overload -> (IR op, nonlinearity), for whole layers and for single cells
+for _target, (_kind, _nl) in {"aten.lstm.input": ("lstm", "tanh"), "aten.gru.input": ("gru", "tanh"),
+                              "aten.rnn_tanh.input": ("rnn", "tanh"), "aten.rnn_relu.input": ("rnn", "relu")}.items():
+    converts(_target)(_converter(_convert, _kind, _nl))
+    converts(_target.replace(".input", "_cell.default"))(_converter(_convert_cell, _kind, _nl))
