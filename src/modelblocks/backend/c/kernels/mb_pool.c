@@ -65,15 +65,24 @@ void mb_avg_pool_f32(const float *x, float *y, int32_t planes, int32_t h, int32_
     }
 }
 
+/* PyTorch's adaptive bins: output i of `out` covers [floor(i*in/out), ceil((i+1)*in/out)). */
+static inline int32_t mb_bin_start(int32_t i, int32_t in, int32_t out)
+{
+    return (int32_t)(((int64_t)i * in) / out);
+}
+
+static inline int32_t mb_bin_end(int32_t i, int32_t in, int32_t out)
+{
+    return (int32_t)(((int64_t)(i + 1) * in + out - 1) / out);
+}
+
 void mb_adaptive_avg_pool_f32(const float *x, float *y, int32_t planes, int32_t h, int32_t w,
                               int32_t oh, int32_t ow)
 {
     for (int32_t r = 0; r < oh; ++r) {
-        const int32_t h0 = (int32_t)(((int64_t)r * h) / oh);
-        const int32_t h1 = (int32_t)(((int64_t)(r + 1) * h + oh - 1) / oh);
+        const int32_t h0 = mb_bin_start(r, h, oh), h1 = mb_bin_end(r, h, oh);
         for (int32_t c = 0; c < ow; ++c) {
-            const int32_t w0 = (int32_t)(((int64_t)c * w) / ow);
-            const int32_t w1 = (int32_t)(((int64_t)(c + 1) * w + ow - 1) / ow);
+            const int32_t w0 = mb_bin_start(c, w, ow), w1 = mb_bin_end(c, w, ow);
             const float count = (float)((h1 - h0) * (w1 - w0));
             for (int32_t p = 0; p < planes; ++p) {
                 const float *xp = x + (int64_t)p * h * w;
@@ -93,11 +102,9 @@ void mb_adaptive_max_pool_f32(const float *x, float *y, int32_t planes, int32_t 
                               int32_t oh, int32_t ow)
 {
     for (int32_t r = 0; r < oh; ++r) {
-        const int32_t h0 = (int32_t)(((int64_t)r * h) / oh);
-        const int32_t h1 = (int32_t)(((int64_t)(r + 1) * h + oh - 1) / oh);
+        const int32_t h0 = mb_bin_start(r, h, oh), h1 = mb_bin_end(r, h, oh);
         for (int32_t c = 0; c < ow; ++c) {
-            const int32_t w0 = (int32_t)(((int64_t)c * w) / ow);
-            const int32_t w1 = (int32_t)(((int64_t)(c + 1) * w + ow - 1) / ow);
+            const int32_t w0 = mb_bin_start(c, w, ow), w1 = mb_bin_end(c, w, ow);
             for (int32_t p = 0; p < planes; ++p) {
                 const float *xp = x + (int64_t)p * h * w;
                 float m = -INFINITY;
