@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from .backend.c.emitter import CSource, generate_c
 from .errors import InputError
+from .folders import replaced_folder
 from .interpreter import bind_inputs
 from .interpreter import run as run_graph
 from .ir.graph import Graph
 from .ir.serialize import load_graph, save_graph
 from .ir.verify import verify as verify_graph
+from .metrics import rel_l2
 from .passes import ALL_PASSES, PIPELINE, run_passes
 from .reports.report import build_report, format_report
 
@@ -33,6 +34,7 @@ class CompiledModel:
         self.source: CSource = generate_c(graph, prefix=prefix, arena_attr=arena_attr, arena_alignment=arena_alignment)
         self.report: dict = build_report(graph, self.source)
         self._host = None
+        self._target_builds: dict = {}  # (cpu, opt) -> (TemporaryDirectory or None, TargetBuild)
 
     @property
     def prefix(self) -> str:
@@ -55,25 +57,48 @@ class CompiledModel:
         bound = bind_inputs(self.graph, inputs)
         return run_sanitized(self.source, self.graph, [bound[n] for n in self.graph.inputs])
 
+    def build_for(self, target: str = "cortex-m7", opt: str = "-O2", workdir: str | Path | None = None):
+        """Cross-compile the model with the QEMU simulation harness for a Cortex-M core; the build
+        is kept (in `workdir`, or a temporary folder that lives as long as this object)."""
+        from .targets.cpus import get_cpu  # noqa: PLC0415
+        from .targets.cross import build_for_cpu  # noqa: PLC0415
+
+        cpu = get_cpu(target)
+        key = (cpu.name, opt, str(workdir) if workdir else None)
+        if key not in self._target_builds:
+            tmp = None
+            if workdir is None:
+                tmp = tempfile.TemporaryDirectory(prefix=f"modelblocks_{cpu.name}_")
+                workdir = tmp.name
+            self._target_builds[key] = (tmp, build_for_cpu(self.source, self.graph, cpu, workdir, opt))
+        return self._target_builds[key][1]
+
+    def simulate(self, input_sets, target: str = "cortex-m7", opt: str = "-O2", workdir: str | Path | None = None,
+                 timeout: float = 600.0):
+        """Run the model in QEMU on the Cortex-M core `target`, once per input set.
+
+        `input_sets` is one input set (what `run_c` takes: an array, or a list of arrays, one per
+        model input) or a list of input sets (a list of lists). Returns a `targets.qemu.Simulation`
+        with the outputs per run, exact instruction counts (per run and per layer of the first
+        run), the measured stack depth and the ELF's flash and RAM."""
+        from .targets.qemu import run_qemu  # noqa: PLC0415
+
+        sets = _input_sets(input_sets)
+        bound = [bind_inputs(self.graph, s) for s in sets]
+        build = self.build_for(target, opt, workdir)
+        return run_qemu(build, self.graph, self.source.profiled, [[b[n] for n in self.graph.inputs] for b in bound],
+                        timeout=timeout)
+
     def save(self, directory: str | Path) -> Path:
         """Write C sources, `model.json` with weights, and `report.json` into `directory`.
 
         Everything is written into a temporary folder first and moved into place at the end, so a
         failure never leaves a half-written output folder."""
-        directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-        try:
+        with replaced_folder(directory) as tmp:
             self.source.write(tmp)
             save_graph(self.graph, tmp / "ir")
             (tmp / "report.json").write_text(json.dumps(self.report, indent=1) + "\n")
-            if directory.exists():
-                shutil.rmtree(directory)
-            tmp.rename(directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return directory
+        return Path(directory)
 
     def summary(self) -> str:
         return format_report(self.report)
@@ -115,6 +140,17 @@ def load(directory: str | Path, prefix: str | None = None) -> CompiledModel:
     return CompiledModel(graph, prefix=prefix or graph.name)
 
 
+def _input_sets(input_sets) -> list[list]:
+    """One input set (an array, a list/tuple of arrays, or a dict by input name) or a list of input sets
+    (lists, tuples or dicts)."""
+    if isinstance(input_sets, (list, tuple)) and input_sets and all(isinstance(s, (list, tuple, Mapping))
+                                                                    for s in input_sets):
+        return list(input_sets)
+    if isinstance(input_sets, (list, tuple)):
+        return [list(input_sets)]
+    return [input_sets]
+
+
 @dataclass
 class OutputError:
     name: str
@@ -122,15 +158,6 @@ class OutputError:
     rel_l2_c: float
     max_abs_ref: float
     rel_l2_ref: float
-
-
-def rel_l2(y: np.ndarray, ref: np.ndarray) -> float:
-    """||y - ref||_2 / ||ref||_2 (the project plan's metric); falls back to ||y - ref|| when ref is 0."""
-    y = np.asarray(y, dtype=np.float64).reshape(-1)
-    ref = np.asarray(ref, dtype=np.float64).reshape(-1)
-    den = np.linalg.norm(ref)
-    num = np.linalg.norm(y - ref)
-    return float(num / den) if den > 0 else float(num)
 
 
 def verify(model, example_inputs=None, *, runs: int = 5, seed: int = 0, compiled: CompiledModel | None = None,
@@ -155,17 +182,9 @@ def verify(model, example_inputs=None, *, runs: int = 5, seed: int = 0, compiled
         raise InputError("verify() needs the torch model to compare against")
     if example_inputs is None:
         raise InputError("verify() needs example inputs (for their shapes and dtypes)")
-    gen = torch.Generator().manual_seed(seed)
     worst: dict[int, list[float]] = {}
-    for _ in range(runs):
-        inputs = tuple(_random_like(x, gen, _index_bound(compiled.graph, name))
-                       for x, name in zip(example_inputs, compiled.graph.inputs))
-        with torch.no_grad():
-            expected = model(*inputs)
-        expected = [e for e in torch.utils._pytree.tree_leaves(expected) if isinstance(e, torch.Tensor)]
-        if len(expected) != len(compiled.graph.outputs):
-            raise InputError(f"the torch model returns {len(expected)} tensors but the compiled model has "
-                             f"{len(compiled.graph.outputs)} outputs: verify() needs the model that was compiled")
+    for inputs in _seeded_inputs(compiled, example_inputs, runs, seed):
+        expected = _torch_outputs(model, inputs, compiled, "verify")
         arrays = [x.numpy() for x in inputs]
         got_ref = compiled.run_reference(arrays)
         got_c = compiled.run_c(arrays)
@@ -180,12 +199,78 @@ def verify(model, example_inputs=None, *, runs: int = 5, seed: int = 0, compiled
     return results
 
 
+def simulate(model, example_inputs=None, *, target: str | Sequence[str] = "cortex-m7", runs: int = 3, seed: int = 0,
+             opt: str = "-O2", tol: float = 1e-5, assumptions=None, board=None, workdir: str | Path | None = None,
+             compiled: CompiledModel | None = None, print_table: bool = True):
+    """Compile `model` (unless a CompiledModel is given), run it in QEMU on the Cortex-M core(s)
+    `target` ("cortex-m7", a list, or "all") on `runs` seeded random inputs, and check the outputs
+    against PyTorch and the NumPy interpreter. Returns a `reports.simulation.SimulationReport` with
+    exact instruction counts (total and per layer), flash and RAM from the ELF, the measured stack,
+    and latency/energy estimates under `assumptions` (targets.estimates.Assumptions)."""
+    import torch  # noqa: PLC0415
+
+    from .reports.simulation import expand_targets, format_simulation, simulate_targets  # noqa: PLC0415
+    from .targets.estimates import Assumptions  # noqa: PLC0415
+
+    if isinstance(model, CompiledModel):
+        compiled, model = model, model.torch_model
+    if isinstance(model, torch.export.ExportedProgram):
+        if example_inputs is None and model.example_inputs:
+            example_inputs = tuple(model.example_inputs[0])
+        if compiled is None:
+            compiled = compile(model)
+        model = model.module()
+    if isinstance(example_inputs, torch.Tensor):
+        example_inputs = (example_inputs,)
+    if compiled is None:
+        if model is None or example_inputs is None:
+            raise InputError("simulate() needs a model and example inputs, or a CompiledModel")
+        compiled = compile(model, example_inputs)
+    if runs < 1:
+        raise InputError(f"runs must be at least 1, got {runs}")
+    if example_inputs is None:  # a loaded CompiledModel: shapes and dtypes from the graph
+        example_inputs = tuple(torch.from_numpy(np.zeros(compiled.graph.tensors[n].shape, compiled.graph.tensors[n].dtype.numpy))
+                               for n in compiled.graph.inputs)
+    input_sets, torch_outputs = [], [] if model is not None else None
+    for inputs in _seeded_inputs(compiled, example_inputs, runs, seed):
+        input_sets.append([x.numpy() for x in inputs])
+        if model is not None:
+            torch_outputs.append([o.detach().numpy() for o in _torch_outputs(model, inputs, compiled, "simulate")])
+    report = simulate_targets(compiled, input_sets, torch_outputs, targets=expand_targets(target), opt=opt, tol=tol,
+                              assumptions=assumptions or Assumptions(), board=board, workdir=workdir)
+    if print_table:
+        print(format_simulation(report))
+    return report
+
+
 def format_verify(results: list[OutputError], runs: int) -> str:
     lines = [f"verified on {runs} seeded random inputs (worst case):",
              f"  {'output':<16} {'C max|err|':>12} {'C rel L2':>10} {'ref max|err|':>13} {'ref rel L2':>10}"]
     for r in results:
         lines.append(f"  {r.name:<16} {r.max_abs_c:>12.3e} {r.rel_l2_c:>10.3e} {r.max_abs_ref:>13.3e} {r.rel_l2_ref:>10.3e}")
     return "\n".join(lines)
+
+
+def _seeded_inputs(compiled: CompiledModel, example_inputs, runs: int, seed: int):
+    """`runs` random input tuples like the example inputs, the same for a given seed."""
+    import torch  # noqa: PLC0415
+
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(runs):
+        yield tuple(_random_like(x, gen, _index_bound(compiled.graph, name))
+                    for x, name in zip(example_inputs, compiled.graph.inputs))
+
+
+def _torch_outputs(model, inputs, compiled: CompiledModel, caller: str) -> list:
+    import torch  # noqa: PLC0415
+
+    with torch.no_grad():
+        out = model(*inputs)
+    out = [e for e in torch.utils._pytree.tree_leaves(out) if isinstance(e, torch.Tensor)]
+    if len(out) != len(compiled.graph.outputs):
+        raise InputError(f"the torch model returns {len(out)} tensors but the compiled model has "
+                         f"{len(compiled.graph.outputs)} outputs: {caller}() needs the model that was compiled")
+    return out
 
 
 def _index_bound(graph: Graph, name: str) -> int | None:

@@ -5,9 +5,13 @@
     modelblocks verify model.py:Net --weights net.pth --input-shape 1,3,32,32 --runs 5
     modelblocks analyze model.py:Net --weights net.pth --input-shape 1,3,32,32 --target stm32h723zg --plot arena.png
     modelblocks analyze out/ --target mcu=512K,128K --json
+    modelblocks simulate model.py:Net --weights net.pth --input-shape 1,3,32,32 --target cortex-m7
+    modelblocks simulate out/ --target all --json
+    modelblocks compile model.py:Net --weights net.pth --input-shape 1,3,32,32 -o out/ --target stm32h723zg
     modelblocks demo --out build/demo
 
-Exit codes: 0 ok (analyze: the model fits), 1 verification failed (analyze: does not fit), 2 user error (bad file, shape, option, unsupported
+Exit codes: 0 ok (analyze: the model fits), 1 verification failed (simulate: an output differs; analyze: does not
+fit), 2 user error (also: the Arm toolchain or QEMU is missing (bad file, shape, option, unsupported
 model: one clear message, no traceback), 3 internal error (a ModelBlocks bug: traceback, please
 report it), 130 interrupted.
 """
@@ -71,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefix", help="C symbol prefix, e.g. kws -> kws_run(), kws.h (default: the name)")
     p.add_argument("--arena-section", default="", metavar="SECTION",
                    help="linker section of the activation arena, e.g. .axisram")
+    p.add_argument("--target", "-t", metavar="TARGET",
+                   help="also build for a target: cortex-m4|cortex-m7|cortex-m33|cortex-m55 (the model with the QEMU "
+                        "harness, ELF in OUT/<core>/; run it with `modelblocks simulate`) or stm32h723zg (a complete "
+                        "firmware project for the NUCLEO-H723ZG in OUT/stm32h723zg/, built to .elf/.bin/.hex)")
+    p.add_argument("--arena-region", default="dtcm", choices=["dtcm", "axisram"],
+                   help="stm32h723zg: RAM that holds the arena (default dtcm: 128 KB, fastest; axisram: 320 KB)")
     p.add_argument("--no-verify", action="store_true", help="skip checking the C against PyTorch")
     p.add_argument("--force", action="store_true",
                    help="replace an existing output folder even if it does not hold a previous ModelBlocks output")
@@ -98,6 +108,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-estimate", action="store_true",
                    help="skip the host-compiler code size and stack estimates (flash = weights, RAM = arena)")
     p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("simulate", help="run the model in QEMU on Cortex-M cores: outputs, instructions, flash, RAM",
+                       description="Cross-compile the model with arm-none-eabi-gcc, run it in qemu-system-arm on "
+                                   "seeded random inputs, check the outputs against PyTorch (float: relative L2 "
+                                   "< --tol; integers: bit-exact with the reference), and report exact executed "
+                                   "instructions per inference and per layer, flash and RAM from the ELF, the "
+                                   "measured stack, and latency/energy ESTIMATES. Exits 1 if an output differs.")
+    _model_options(p)
+    _verify_options(p, runs=3)
+    p.add_argument("--target", "-t", default="cortex-m7", metavar="CORE",
+                   help="cortex-m7 (default, QEMU mps2-an500), cortex-m4, cortex-m33, cortex-m55, a comma list, "
+                        "or all (prints a comparison table)")
+    p.add_argument("--opt", default="-O2", choices=["-O0", "-O1", "-O2", "-O3", "-Os"],
+                   help="optimisation level of the cross-compiler (default -O2)")
+    p.add_argument("--board", default="stm32h723zg", metavar="BOARD",
+                   help="board for the fit verdict (default stm32h723zg; any --target of `analyze`)")
+    p.add_argument("--cpi", type=float, default=1.0, help="assumed cycles per instruction for the estimates (default 1.0)")
+    p.add_argument("--clock-mhz", type=float, default=550.0, help="clock for the latency estimate (default 550)")
+    p.add_argument("--nj-per-cycle", type=float, default=0.46,
+                   help="energy per cycle for the energy estimate (default 0.46 nJ, board level)")
+    p.add_argument("--keep", metavar="DIR", help="keep the builds (C, ELF, map, QEMU files) in DIR/<core>/")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("demo", help="run the bundled end-to-end demo")
     p.add_argument("--out", "-o", default="build/demo", metavar="DIR", help="output folder (default build/demo)")
@@ -184,7 +217,8 @@ def _print_report(report: dict, console) -> None:
 
 
 def _files(out: Path) -> list[str]:
-    return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    """Files of the output folder; a target's sub-folder is one line."""
+    return sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir())
 
 
 def _compile(loaded, args, name="model", prefix=None, arena_section=""):
@@ -199,8 +233,13 @@ def _compile(loaded, args, name="model", prefix=None, arena_section=""):
     return mb_compile(loaded.model, loaded.example_inputs, name=name, prefix=prefix, arena_section=arena_section)
 
 
+COMPILE_TARGETS = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55", "stm32h723zg")
+
+
 def cmd_compile(args) -> int:
     _check_verify_options(args)
+    if args.target and args.target.lower() not in COMPILE_TARGETS + ("stm32h723", "nucleo-h723zg"):
+        raise InputError(f"--target {args.target!r}: choose one of {', '.join(COMPILE_TARGETS)}")
     out = Path(args.out)
     _check_out_dir(out, args.force)
     console = _console()
@@ -216,10 +255,37 @@ def cmd_compile(args) -> int:
     except OSError as exc:
         raise InputError(f"cannot write the output folder {out}: {exc}") from None
     _print_report(compiled.report, console)
+    if args.target:
+        _build_target(compiled, args, out, console)
     console.print(f"wrote {out}/:")
     for f in _files(out):
         console.print(f"  {f}")
     return EXIT_OK if ok else EXIT_VERIFY_FAILED
+
+
+def _build_target(compiled, args, out: Path, console) -> None:
+    from .targets.boards import ALIASES  # noqa: PLC0415
+    from .targets.cpus import CPUS  # noqa: PLC0415
+
+    target = args.target.lower()
+    if target in CPUS:
+        build = compiled.build_for(target, workdir=out / target)
+        s = build.sizes
+        console.print(f"{target}: built {build.elf} for QEMU {build.cpu.machine}: flash {s.flash:,} B (model code {s.model_code:,} B, weights "
+                      f"{s.weights:,} B, C library {s.library_code:,} B), static RAM {s.ram_static:,} B "
+                      f"(arena {s.arena:,} B)", markup=False)
+        return
+    if ALIASES.get(target, target) == "stm32h723zg":
+        from .targets.firmware import build_firmware, write_firmware_project  # noqa: PLC0415
+
+        project = write_firmware_project(compiled, out / "stm32h723zg", arena_region=args.arena_region)
+        fw = build_firmware(project)
+        s = fw.sizes
+        console.print(f"stm32h723zg: firmware project in {project}, built {fw.elf.name}, {fw.bin.name}, {fw.hex.name}: "
+                      f"flash {s.flash:,} B of 1,024 KB, static RAM {s.ram_static:,} B (arena {s.arena:,} B in "
+                      f"{args.arena_region.upper()}); flash it with `make -C {project} flash`", markup=False)
+        return
+    raise InputError(f"--target {args.target!r}: choose one of {', '.join(COMPILE_TARGETS)}")
 
 
 def cmd_verify(args) -> int:
@@ -293,6 +359,46 @@ def _print_memory_table(report: dict, console) -> None:
     if len(layers) > 80:
         table.add_row("...", f"{len(layers) - 80} more layers", "", "", "", "", "", "", "")
     console.print(table)
+
+
+def cmd_simulate(args) -> int:
+    import json  # noqa: PLC0415
+
+    from .api import simulate  # noqa: PLC0415
+    from .reports.simulation import expand_targets, format_simulation  # noqa: PLC0415
+    from .targets.boards import get_board  # noqa: PLC0415
+    from .targets.estimates import Assumptions  # noqa: PLC0415
+
+    _check_verify_options(args)
+    targets = expand_targets(args.target)  # bad names fail before the (slow) compile
+    assumptions = Assumptions(clock_mhz=args.clock_mhz, cpi=args.cpi, nj_per_cycle=args.nj_per_cycle)
+    board = get_board(args.board)
+    path = Path(args.model)
+    notes = []
+    if path.is_dir():
+        from .api import load  # noqa: PLC0415
+
+        model, example = load(path), None
+    else:
+        loaded = _load(args)
+        notes = loaded.notes
+        model, example = _compile(loaded, args), loaded.example_inputs
+    if args.keep:
+        keep = Path(args.keep)
+        if keep.exists() and not keep.is_dir():
+            raise InputError(f"--keep {keep}: exists and is not a folder")
+    report = simulate(model, example, target=targets, runs=args.runs, seed=args.seed, opt=args.opt, tol=args.tol,
+                      assumptions=assumptions, board=board, workdir=args.keep, print_table=False)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=1))
+        return EXIT_OK if report.ok else EXIT_VERIFY_FAILED
+    console = _console()
+    for note in notes:
+        console.print(f"note: {note}")
+    console.print(format_simulation(report), markup=False, soft_wrap=True)
+    if args.keep:
+        console.print(f"builds kept in {args.keep}/<core>/ (re-run one with the command in its run.sh)", markup=False)
+    return EXIT_OK if report.ok else EXIT_VERIFY_FAILED
 
 
 def cmd_demo(args) -> int:

@@ -32,6 +32,14 @@ class CompileError(ModelBlocksError):
     """The C compiler rejected generated code (a ModelBlocks bug: please report it)."""
 
 
+class ToolchainError(ModelBlocksError):
+    """A tool ModelBlocks needs for this command is not installed (the message says how to get it)."""
+
+
+class SimulationError(ModelBlocksError):
+    """The program failed in QEMU: a CPU fault, a harness error or a time-out."""
+
+
 def where(scope: str = "", source: str = "", op: str = "") -> str:
     """Format the place of a problem as ' (op X, module a.b, file.py:12)'."""
     parts = []

@@ -19,7 +19,6 @@ import re
 import warnings
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 
 from ..errors import ExportError, GraphError, InputError, UnsupportedOpError, where

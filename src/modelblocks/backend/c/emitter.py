@@ -39,6 +39,7 @@ class CSource:
     weights_bytes: int
     plan: StoragePlan
     offsets: dict[str, int] = field(default_factory=dict)
+    profiled: list[int] = field(default_factory=list)  # graph node indices that run code, in call order
 
     def write(self, directory: str | Path) -> list[Path]:
         directory = Path(directory)
@@ -165,7 +166,8 @@ def generate_c(graph: Graph, prefix: str = "model", arena_attr: str = "", arena_
         f"{prefix}_weights.c": _ENV.get_template("weights.c.j2").render(**common, weights=weights),
     }
     files.update(kernel_files)
-    return CSource(prefix, files, arena_bytes, weights_bytes, plan, offsets)
+    profiled = [n["index"] for n in rendered_nodes if n["code"]]
+    return CSource(prefix, files, arena_bytes, weights_bytes, plan, offsets, profiled)
 
 
 def _concat_in_place(ctx: EmitContext, node, copied: list[int]) -> str:
