@@ -40,10 +40,17 @@ def plugin_path() -> Path:
     """The instruction-counting plugin, built from its shipped source on first use (keyed by the
     source's hash, written atomically so concurrent test workers can race safely)."""
     text = PLUGIN_SOURCE.read_bytes()
-    so = cache_dir() / f"libmb_insn_count-{hashlib.sha256(text).hexdigest()[:16]}.so"
+    name = f"libmb_insn_count-{hashlib.sha256(text).hexdigest()[:16]}.so"
+    so = cache_dir() / name
     if so.exists():
         return so
-    so.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        so.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:  # no writable home (some CI sandboxes): a per-user folder in the temp dir
+        so = Path(tempfile.gettempdir()) / f"modelblocks-{os.getuid()}" / name
+        if so.exists():
+            return so
+        so.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".plugin-", suffix=".so", dir=so.parent)
     os.close(fd)
     try:
