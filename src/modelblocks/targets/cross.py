@@ -28,10 +28,11 @@ _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HARNESS_DIR)), trim
                           keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
 
 
-def tool(name: str) -> str:
+def tool(name: str, how: str = f"install the Arm toolchain and QEMU with {APT_HINT}") -> str:
+    """The path of a program the target build needs; `how` says how to get it."""
     path = shutil.which(name)
     if not path:
-        raise ToolchainError(f"{name} not found: install the Arm toolchain and QEMU with {APT_HINT}")
+        raise ToolchainError(f"{name} not found: {how}")
     return path
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +26,11 @@ from elftools.elf.elffile import ELFFile
 
 from .. import __version__
 from ..backend.c.cformat import array_body
-from ..errors import CompileError, InputError, ToolchainError
+from ..errors import CompileError, InputError
 from ..folders import replaced_folder
 from ..interpreter import bind_inputs
 from .boards import BOARDS, Board
+from .cross import tool
 from .elf_sizes import ElfSizes, elf_sizes
 
 FIRMWARE_DIR = Path(__file__).parent / "stm32h723"
@@ -204,10 +204,7 @@ def write_firmware_project(compiled, out_dir, *, test_inputs: list[np.ndarray] |
 
 
 def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if not path:
-        raise ToolchainError(f"{name} not found: install the Arm toolchain and make with {APT_HINT}")
-    return path
+    return tool(name, f"install the Arm toolchain and make with {APT_HINT}")
 
 
 _OVERFLOW = re.compile(r"region [`'\"]?(\w+)'? overflowed by (\d+) bytes")
