@@ -16,6 +16,7 @@ from .errors import InputError
 from .folders import replaced_folder
 from .interpreter import bind_inputs
 from .interpreter import run as run_graph
+from .ir.dtypes import DType
 from .ir.graph import Graph
 from .ir.serialize import load_graph, save_graph
 from .ir.verify import verify as verify_graph
@@ -28,9 +29,10 @@ class CompiledModel:
     """A model turned into IR and C, with the means to run both and to save them."""
 
     def __init__(self, graph: Graph, prefix: str = "model", arena_attr: str = "", torch_model=None,
-                 arena_alignment: int = 16):
+                 arena_alignment: int = 16, quantization: "Quantization | None" = None):
         self.graph = graph
         self.torch_model = torch_model
+        self.quantization = quantization  # how the graph was quantized (None: float32)
         self.source: CSource = generate_c(graph, prefix=prefix, arena_attr=arena_attr, arena_alignment=arena_alignment)
         self.report: dict = build_report(graph, self.source)
         self._host = None
@@ -103,11 +105,56 @@ class CompiledModel:
     def summary(self) -> str:
         return format_report(self.report)
 
+    @property
+    def quantize_mode(self) -> str | None:
+        """None (float32), "int8" or "int8-weights": decides what the C is checked against."""
+        if self.quantization is not None:
+            return self.quantization.mode
+        if any(t.quant is not None and t.dtype == DType.int8 and not t.is_constant for t in self.graph.tensors.values()):
+            return "int8"
+        if any(t.quant is not None for t in self.graph.tensors.values()):
+            return "int8-weights"
+        return None
+
+    def quantization_report(self, inputs, labels=None, float_graph: Graph | None = None):
+        """Per-layer SQNR of the int8 graph against the float graph on `inputs` (input sets or an array of
+        samples), weight and activation ranges, and top-1 agreement (and accuracies when `labels` given)."""
+        from .reports.quantization import quantization_report  # noqa: PLC0415
+
+        if self.quantization is None and float_graph is None:
+            raise InputError("this model was not quantized by compile(quantize=...): there is no float graph to compare with")
+        return quantization_report(self, inputs, labels)
+
+
+QUANTIZE_MODES = ("int8", "int8-weights")
+
+
+@dataclass
+class Quantization:
+    """What `compile(quantize=...)` did: the float graph it started from and, for int8, the calibration."""
+
+    mode: str  # "int8" or "int8-weights"
+    float_graph: Graph
+    int8_of: dict  # float tensor -> its int8 tensor (int8 mode)
+    float_nodes: dict  # float graph node -> why it stayed float32
+    observer: str = ""
+    calibration_sets: int = 0
+    ranges: dict | None = None  # float tensor -> observed (min, max) during calibration
+    keep_float: tuple = ()
+
 
 def compile(model, example_inputs: Sequence | None = None, *, name: str = "model", prefix: str | None = None,
-            passes: Sequence[str] = PIPELINE, arena_section: str = "", arena_alignment: int = 16) -> CompiledModel:
+            passes: Sequence[str] = PIPELINE, arena_section: str = "", arena_alignment: int = 16,
+            quantize: str | None = None, calibration=None, observer: str | None = None,
+            keep_float: Sequence[str] = ()) -> CompiledModel:
     """Capture `model` (an nn.Module in eval mode, or a torch.export ExportedProgram), optimise its
-    IR and generate C. `example_inputs` is a tensor or tuple of tensors with the deployment shapes."""
+    IR and generate C. `example_inputs` is a tensor or tuple of tensors with the deployment shapes.
+
+    `quantize="int8"` quantizes weights and activations (TFLite's int8 scheme), calibrating activation
+    ranges on `calibration` (see quant/calibration.py for the forms it takes) with `observer`
+    ("minmax", "moving_average", "percentile" or "mse", the default); `keep_float` lists module-path
+    globs to keep in float32. `quantize="int8-weights"` stores linear/conv/embedding weights in int8 and keeps
+    float32 activations (no calibration needed)."""
     import torch  # noqa: PLC0415
 
     from .frontend.torch_export import export_model, from_exported_program  # noqa: PLC0415
@@ -126,11 +173,48 @@ def compile(model, example_inputs: Sequence | None = None, *, name: str = "model
         raise InputError(f"passes must be a sequence of pass names from {list(ALL_PASSES)}, got {passes!r}")
     if arena_section and not re.fullmatch(r"[A-Za-z0-9_.$]+", arena_section):
         raise InputError(f"arena_section {arena_section!r} is not a linker section name (letters, digits, _ . $)")
+    if quantize not in (None, *QUANTIZE_MODES):
+        raise InputError(f"quantize must be one of {list(QUANTIZE_MODES)} or None, got {quantize!r}")
+    if isinstance(keep_float, str):
+        keep_float = (keep_float,)
+    if quantize is None and (calibration is not None or keep_float or observer):
+        raise InputError("calibration, observer and keep_float only apply with quantize='int8' or 'int8-weights'")
+    if quantize == "int8-weights" and (calibration is not None or observer):
+        raise InputError("quantize='int8-weights' keeps activations in float32: it takes no calibration or observer")
     graph = from_exported_program(ep, name=name)
     graph = run_passes(graph, passes)
+    quantization = _quantize(graph, quantize, calibration, observer, tuple(keep_float)) if quantize else None
     attr = f'__attribute__((section("{arena_section}")))' if arena_section else ""
-    return CompiledModel(graph, prefix=prefix or name, arena_attr=attr, torch_model=torch_model,
-                         arena_alignment=arena_alignment)
+    return CompiledModel(quantization.graph if quantization else graph, prefix=prefix or name, arena_attr=attr,
+                         torch_model=torch_model, arena_alignment=arena_alignment,
+                         quantization=quantization.info if quantization else None)
+
+
+@dataclass
+class _Quantized:
+    graph: Graph
+    info: Quantization
+
+
+def _quantize(graph: Graph, mode: str, calibration, observer: str | None, keep_float: tuple) -> _Quantized:
+    from .passes import quantize as int8_pass  # noqa: PLC0415
+    from .quant.calibration import calibrate, calibration_sets  # noqa: PLC0415
+    from .quant.observers import DEFAULT_OBSERVER  # noqa: PLC0415
+
+    if mode == "int8-weights":
+        from .passes import quantize_weights  # noqa: PLC0415
+
+        result = quantize_weights.run(graph, keep_float=keep_float)
+        qgraph = run_passes(result, ("dead_code", "schedule"))
+        return _Quantized(qgraph, Quantization(mode, graph, {}, {}, keep_float=keep_float))
+    observer = observer or DEFAULT_OBSERVER
+    sets = calibration_sets(calibration, graph)
+    params, ranges = calibrate(graph, sets, observer)
+    result = int8_pass.run(graph, params, keep_float)
+    verify_graph(result.graph, after="quantize")
+    qgraph = run_passes(result.graph, ("dead_code", "schedule"))
+    return _Quantized(qgraph, Quantization(mode, graph, result.int8_of, result.float_nodes, observer, len(sets),
+                                           ranges, keep_float))
 
 
 def load(directory: str | Path, prefix: str | None = None) -> CompiledModel:
@@ -154,10 +238,25 @@ def _input_sets(input_sets) -> list[list]:
 @dataclass
 class OutputError:
     name: str
-    max_abs_c: float
+    max_abs_c: float  # C vs PyTorch
     rel_l2_c: float
-    max_abs_ref: float
+    max_abs_ref: float  # interpreter vs PyTorch
     rel_l2_ref: float
+    rel_l2_c_ref: float = 0.0  # C vs interpreter
+    exact_c_ref: bool = True  # C bit-identical to the interpreter
+    check: str = "exact"  # int8 graphs: what this output can be held to (quant/exactness.py)
+
+    def passes(self, tol: float, quantized: str | None = None) -> bool:
+        """Float models: C and interpreter within `tol` of PyTorch. int8: C bit-exact with the int8
+        interpreter (PyTorch differs by the quantization error), or as close as quant/exactness.py
+        says float parts allow. int8-weights: C within `tol` of the interpreter."""
+        from .quant.exactness import passes  # noqa: PLC0415
+
+        if quantized == "int8":
+            return passes(self.check, self.exact_c_ref, self.rel_l2_c_ref, tol)
+        if quantized:
+            return self.rel_l2_c_ref < tol
+        return self.rel_l2_c < tol and self.rel_l2_ref < tol
 
 
 def verify(model, example_inputs=None, *, runs: int = 5, seed: int = 0, compiled: CompiledModel | None = None,
@@ -183,6 +282,7 @@ def verify(model, example_inputs=None, *, runs: int = 5, seed: int = 0, compiled
     if example_inputs is None:
         raise InputError("verify() needs example inputs (for their shapes and dtypes)")
     worst: dict[int, list[float]] = {}
+    exact: dict[int, bool] = {}
     for inputs in _seeded_inputs(compiled, example_inputs, runs, seed):
         expected = _torch_outputs(model, inputs, compiled, "verify")
         arrays = [x.numpy() for x in inputs]
@@ -191,11 +291,16 @@ def verify(model, example_inputs=None, *, runs: int = 5, seed: int = 0, compiled
         for k, (e, r, c) in enumerate(zip(expected, got_ref, got_c)):
             e = e.detach().numpy().astype(np.float64)
             row = [float(np.max(np.abs(c - e), initial=0.0)), rel_l2(c, e),
-                   float(np.max(np.abs(r - e), initial=0.0)), rel_l2(r, e)]
+                   float(np.max(np.abs(r - e), initial=0.0)), rel_l2(r, e), rel_l2(c, r)]
             worst[k] = [max(a, b) for a, b in zip(worst.get(k, row), row)]
-    results = [OutputError(compiled.graph.outputs[k], *vals) for k, vals in sorted(worst.items())]
+            exact[k] = exact.get(k, True) and c.shape == r.shape and np.array_equal(c.view(np.uint8), r.view(np.uint8))
+    from .quant.exactness import output_checks  # noqa: PLC0415
+
+    checks = output_checks(compiled.graph)
+    results = [OutputError(compiled.graph.outputs[k], *vals, exact_c_ref=exact[k], check=checks[k])
+               for k, vals in sorted(worst.items())]
     if print_table:
-        print(format_verify(results, runs))
+        print(format_verify(results, runs, compiled.quantize_mode))
     return results
 
 
@@ -243,11 +348,14 @@ def simulate(model, example_inputs=None, *, target: str | Sequence[str] = "corte
     return report
 
 
-def format_verify(results: list[OutputError], runs: int) -> str:
-    lines = [f"verified on {runs} seeded random inputs (worst case):",
-             f"  {'output':<16} {'C max|err|':>12} {'C rel L2':>10} {'ref max|err|':>13} {'ref rel L2':>10}"]
+def format_verify(results: list[OutputError], runs: int, quantized: str | None = None) -> str:
+    lines = [f"verified on {runs} seeded random inputs (worst case{', ' + quantized if quantized else ''}):",
+             f"  {'output':<16} {'C max|err|':>12} {'C rel L2':>10} {'ref max|err|':>13} {'ref rel L2':>10} "
+             f"{'C vs ref':>10}"]
     for r in results:
-        lines.append(f"  {r.name:<16} {r.max_abs_c:>12.3e} {r.rel_l2_c:>10.3e} {r.max_abs_ref:>13.3e} {r.rel_l2_ref:>10.3e}")
+        c_ref = "bit-exact" if r.exact_c_ref else f"{r.rel_l2_c_ref:.3e}"
+        lines.append(f"  {r.name:<16} {r.max_abs_c:>12.3e} {r.rel_l2_c:>10.3e} {r.max_abs_ref:>13.3e} {r.rel_l2_ref:>10.3e} "
+                     f"{c_ref:>10}")
     return "\n".join(lines)
 
 
@@ -276,7 +384,7 @@ def _torch_outputs(model, inputs, compiled: CompiledModel, caller: str) -> list:
 def _index_bound(graph: Graph, name: str) -> int | None:
     """For an integer input that indexes an embedding table, the table's size (the valid range)."""
     for node in graph.nodes:
-        if node.op == "embedding" and name in node.inputs:
+        if node.op in ("embedding", "embedding_w8") and name in node.inputs:
             weight = next(graph.tensors[i] for i in node.inputs if i and i != name)
             return weight.shape[0]
     return None

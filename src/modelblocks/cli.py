@@ -52,6 +52,20 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                    help="allow a weights file that is a whole pickled model (this runs code from the file)")
 
 
+def _quantize_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("quantization")
+    g.add_argument("--quantize", "-q", choices=["int8", "int8-weights"],
+                   help="int8: weights and activations in int8 (TFLite/CMSIS-NN scheme; needs --calibration); "
+                        "int8-weights: int8 weights with per-channel scales, float32 activations")
+    g.add_argument("--calibration", metavar="DATA",
+                   help="typical inputs for int8 calibration: an .npz (arrays by input name or in input order), an "
+                        ".npy, a folder of .npy batches, or module:function / file.py:function returning batches")
+    g.add_argument("--observer", choices=["mse", "minmax", "percentile", "moving_average"],
+                   help="how activation ranges are chosen from the calibration data (default mse)")
+    g.add_argument("--keep-float", action="append", default=[], metavar="GLOB",
+                   help="keep layers whose module path matches GLOB in float32, e.g. 'blocks.*.norm*'; repeatable")
+
+
 def _verify_options(p: argparse.ArgumentParser, runs: int) -> None:
     p.add_argument("--runs", type=int, default=runs, help=f"random inputs to verify on (default {runs})")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
@@ -84,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-verify", action="store_true", help="skip checking the C against PyTorch")
     p.add_argument("--force", action="store_true",
                    help="replace an existing output folder even if it does not hold a previous ModelBlocks output")
+    _quantize_options(p)
     _verify_options(p, runs=3)
     p.set_defaults(func=cmd_compile)
 
@@ -91,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Compile a model, run PyTorch, the NumPy reference and the host C on seeded "
                                    "random inputs, and report the errors. Exits 1 if any relative L2 >= --tol.")
     _model_options(p)
+    _quantize_options(p)
     _verify_options(p, runs=5)
     p.set_defaults(func=cmd_verify)
 
@@ -107,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report, board and verdict as JSON")
     p.add_argument("--no-estimate", action="store_true",
                    help="skip the host-compiler code size and stack estimates (flash = weights, RAM = arena)")
+    _quantize_options(p)
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("simulate", help="run the model in QEMU on Cortex-M cores: outputs, instructions, flash, RAM",
@@ -130,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="energy per cycle for the energy estimate (default 0.46 nJ, board level)")
     p.add_argument("--keep", metavar="DIR", help="keep the builds (C, ELF, map, QEMU files) in DIR/<core>/")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    _quantize_options(p)
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("demo", help="run the bundled end-to-end demo")
@@ -177,18 +195,26 @@ def _verify(compiled, loaded, args, console) -> bool:
     results = verify(compiled, loaded.example_inputs, runs=args.runs, seed=args.seed, print_table=False)
     from rich.table import Table  # noqa: PLC0415
 
+    mode = compiled.quantize_mode
     console.print(f"verification on {args.runs} seeded random inputs (worst case, tolerance {args.tol:g}):")
     table = Table()
-    for col in ("output", "C max|err|", "C rel L2", "ref max|err|", "ref rel L2", ""):
+    for col in ("output", "C max|err|", "C rel L2", "ref max|err|", "ref rel L2", "C vs ref", ""):
         table.add_column(col, justify="left" if col == "output" else "right")
     ok = True
     for r in results:
-        good = r.rel_l2_c < args.tol and r.rel_l2_ref < args.tol
+        good = r.passes(args.tol, mode)
         ok &= good
         table.add_row(r.name, f"{r.max_abs_c:.3e}", f"{r.rel_l2_c:.3e}", f"{r.max_abs_ref:.3e}",
-                      f"{r.rel_l2_ref:.3e}", "ok" if good else "FAIL")
+                      f"{r.rel_l2_ref:.3e}", "bit-exact" if r.exact_c_ref else f"{r.rel_l2_c_ref:.3e}",
+                      "ok" if good else "FAIL")
     console.print(table)
-    if ok:
+    if ok and mode == "int8":
+        console.print("verification passed: the C equals the int8 reference bit for bit (the distance to PyTorch is "
+                      "the quantization error; see the quantization report)")
+    elif ok and mode:
+        console.print(f"verification passed: the C is within rel L2 < {args.tol:g} of the int8-weights reference "
+                      "(the distance to PyTorch is the quantization error)")
+    elif ok:
         console.print(f"verification passed: every output within rel L2 < {args.tol:g} of PyTorch")
     else:
         console.print(f"verification FAILED: rel L2 >= {args.tol:g} (the C does not compute what PyTorch computes; "
@@ -230,7 +256,16 @@ def _compile(loaded, args, name="model", prefix=None, arena_section=""):
         raise InputError(f"--name '{name}' is not a C identifier (letters, digits, _; not starting with a digit)")
     if arena_section and not re.match(r"^[A-Za-z0-9_.$]+$", arena_section):
         raise InputError(f"--arena-section '{arena_section}' is not a valid linker section name")
-    return mb_compile(loaded.model, loaded.example_inputs, name=name, prefix=prefix, arena_section=arena_section)
+    quant = {}
+    if getattr(args, "quantize", None):
+        if args.quantize == "int8" and not args.calibration:
+            raise InputError("--quantize int8 needs --calibration DATA: typical inputs to choose the activation ranges")
+        quant = {"quantize": args.quantize, "keep_float": tuple(args.keep_float), "observer": args.observer,
+                 "calibration": args.calibration if args.quantize == "int8" else None}
+    elif getattr(args, "calibration", None) or getattr(args, "keep_float", None) or getattr(args, "observer", None):
+        raise InputError("--calibration, --observer and --keep-float need --quantize")
+    return mb_compile(loaded.model, loaded.example_inputs, name=name, prefix=prefix, arena_section=arena_section,
+                      **quant)
 
 
 COMPILE_TARGETS = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55", "stm32h723zg")
@@ -255,12 +290,39 @@ def cmd_compile(args) -> int:
     except OSError as exc:
         raise InputError(f"cannot write the output folder {out}: {exc}") from None
     _print_report(compiled.report, console)
+    if compiled.quantization is not None:
+        _print_quantization(compiled, args, out, console)
     if args.target:
         _build_target(compiled, args, out, console)
     console.print(f"wrote {out}/:")
     for f in _files(out):
         console.print(f"  {f}")
     return EXIT_OK if ok else EXIT_VERIFY_FAILED
+
+
+def _print_quantization(compiled, args, out: Path, console) -> None:
+    """The quantization report on the calibration data (int8) or on the verification inputs
+    (int8-weights), also saved as OUT/quantization.json."""
+    import json  # noqa: PLC0415
+
+    from .reports.quantization import format_quantization  # noqa: PLC0415
+
+    if args.calibration:
+        data = args.calibration
+    else:
+        from .api import _seeded_inputs  # noqa: PLC0415
+
+        data = lambda: [[x.numpy() for x in s] for s in _seeded_inputs(compiled, _example(compiled), args.runs, args.seed)]  # noqa: E731
+    report = compiled.quantization_report(data)
+    console.print(format_quantization(report), markup=False, highlight=False)
+    (out / "quantization.json").write_text(json.dumps(report.to_json(), indent=1) + "\n")
+
+
+def _example(compiled):
+    import torch  # noqa: PLC0415
+
+    return tuple(torch.zeros(compiled.graph.tensors[n].shape, dtype=getattr(torch, compiled.graph.tensors[n].dtype.value))
+                 for n in compiled.graph.inputs)
 
 
 def _build_target(compiled, args, out: Path, console) -> None:

@@ -85,10 +85,18 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def check_outputs(graph, got: list[list[np.ndarray]], refs: list[list[np.ndarray]], torch_refs,
-                  host_outputs, tol: float) -> list[OutputCheck]:
+                  host_outputs, tol: float, quantized: str | None = None) -> list[OutputCheck]:
     """Worst case over runs, per output: floats within `tol` relative L2 of PyTorch (and of the
     interpreter), integers bit-exact with the interpreter. Whether the bits equal the host build's
-    is reported too (they do when libm agrees: both builds use -ffp-contract=off)."""
+    is reported too (they do when libm agrees: both builds use -ffp-contract=off).
+
+    A quantized model differs from PyTorch by its quantization error, so it is held to its own
+    reference instead: int8 graphs bit-exact with the interpreter (float outputs included: they are
+    dequantized int8), int8-weights graphs within `tol` of the interpreter; the PyTorch distance is
+    reported only."""
+    from ..quant.exactness import output_checks, passes  # noqa: PLC0415
+
+    int8_checks = output_checks(graph) if quantized == "int8" else []
     checks = []
     for k, name in enumerate(graph.outputs):
         is_float = graph.tensors[name].dtype.value.startswith("float")
@@ -103,7 +111,12 @@ def check_outputs(graph, got: list[list[np.ndarray]], refs: list[list[np.ndarray
                 exact_host &= _same_bits(y, host_outputs[run][k])
             if torch_refs is not None:
                 worst_t = max(worst_t or 0.0, rel_l2(y, torch_refs[run][k]))
-        ok = (worst_r < tol and (worst_t is None or worst_t < tol)) if is_float else exact
+        if quantized == "int8":
+            ok = passes(int8_checks[k], exact, worst_r, tol)
+        elif quantized:
+            ok = worst_r < tol if is_float else exact
+        else:
+            ok = (worst_r < tol and (worst_t is None or worst_t < tol)) if is_float else exact
         checks.append(OutputCheck(name, worst_t, worst_r, worst_abs, exact, exact_host, ok))
     return checks
 
@@ -140,7 +153,7 @@ def simulate_targets(compiled, input_sets: list[list[np.ndarray]], torch_outputs
         sim = compiled.simulate(input_sets, target=cpu.name, opt=opt,
                                 workdir=Path(workdir) / cpu.name if workdir else None)
         report = build_report(compiled.graph, compiled.source, measured_estimates(sim))
-        checks = check_outputs(compiled.graph, sim.outputs, refs, torch_outputs, host, tol)
+        checks = check_outputs(compiled.graph, sim.outputs, refs, torch_outputs, host, tol, compiled.quantize_mode)
         results.append(TargetResult(cpu.name, cpu.machine, cpu.fpu, sim, checks,
                                     estimate(max(sim.instructions), assumptions), analyze_fit(report, board),
                                     layer_rows(report, sim)))

@@ -1,0 +1,176 @@
+"""q_conv: int8 1-D/2-D convolution with stride, per-side padding, dilation and groups (depthwise
+included), NCHW (TFLite int8 / CMSIS-NN arm_convolve_s8 and arm_depthwise_conv_s8), and the int8
+lowering rule of the float `conv` op.
+
+Inputs: x int8 [N, Cin, (H,) W] (per tensor, zero point `in_zp`), w int8 [Cout, Cin/groups, (kh,) kw]
+(symmetric per output channel), bias int32 [Cout] (zeros when the float conv has none), mult int32
+[Cout] and shift int8 [Cout] (M[o] = s_in * s_w[o] / s_out). Attributes as the float conv
+(`stride`, `dilation` per spatial dim, `padding` per side (begin..., end...), `groups`) plus
+`in_zp`, `out_zp`, `act_min`, `act_max`.
+
+    acc[n, o, p] = bias[o] + sum_{c in group(o), k} (x[n, c, p * s + k * d - pad] - in_zp) * w[o, c, k]
+    y = clamp(requantize(acc, mult[o], shift[o]) + out_zp, act_min, act_max)
+
+Padding positions contribute nothing (the same as padding x with in_zp, which is real zero).
+A 1-D conv runs as 2-D with H = 1, like the float kernel. Depthwise (groups == Cin, one input
+channel per group) takes a dedicated C kernel without the channel loop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.dtypes import DType
+from ..quant import arith
+from ..quant.lowering import lowers
+from .conv import _conv_out_size
+from .q_linear import (Q_ATTRS, XW_MAX, acc_bound_ok, bias_bound, check_q_attrs, check_tables, finish, input_params,
+                       multipliers_fit, output_params_ok, quantized_bias_abs)
+from .registry import Attr, OpDef, numel, register
+
+
+def _infer(node, ins):
+    x, w = ins[0], ins[1]
+    a = node.attrs
+    check_q_attrs(node, ("in_zp", "out_zp"))
+    nsp = len(a["stride"])
+    if nsp not in (1, 2):
+        raise ValueError(f"q_conv supports 1-D and 2-D only, got {nsp} spatial dimensions")
+    if x.dtype != DType.int8 or w.dtype != DType.int8:
+        raise ValueError(f"q_conv takes int8 x and w, got {x.dtype.value} and {w.dtype.value}")
+    if len(x.shape) != nsp + 2 or len(w.shape) != nsp + 2:
+        raise ValueError(f"q_conv {nsp}-D needs input and weight of rank {nsp + 2}, got {list(x.shape)} "
+                         f"and {list(w.shape)}")
+    if len(a["dilation"]) != nsp or len(a["padding"]) != 2 * nsp:
+        raise ValueError("stride and dilation need one value per spatial dimension, padding two")
+    if any(s < 1 for s in a["stride"]) or any(d < 1 for d in a["dilation"]) or any(p < 0 for p in a["padding"]):
+        raise ValueError("stride and dilation must be >= 1, padding >= 0")
+    g = a["groups"]
+    cin, cout = x.shape[1], w.shape[0]
+    if g < 1 or cin % g or cout % g or w.shape[1] * g != cin:
+        raise ValueError(f"input channels {cin}, weight {list(w.shape)} and groups {g} do not agree")
+    check_tables(ins[2:], cout)
+    if not acc_bound_ok(numel(w.shape[1:]), XW_MAX, bias_bound(ins[2])):
+        raise ValueError(f"{numel(w.shape[1:])} terms per output may overflow the int32 accumulator")
+    out = []
+    for i in range(nsp):
+        o = _conv_out_size(x.shape[2 + i], w.shape[2 + i], a["stride"][i], a["padding"][i], a["padding"][nsp + i],
+                           a["dilation"][i])
+        if o < 1:
+            raise ValueError(f"the kernel does not fit the padded input {list(x.shape)} in dimension {2 + i}")
+        out.append(o)
+    return [((x.shape[0], cout) + tuple(out), DType.int8)]
+
+
+def _reference(node, args):
+    x, w, bias, mult, shift = args
+    a = node.attrs
+    one_d = x.ndim == 3
+    xs = x.astype(np.int64) - a["in_zp"]
+    ws = w.astype(np.int64)
+    pads, stride, dil = a["padding"], a["stride"], a["dilation"]
+    if one_d:
+        xs, ws = xs[:, :, None, :], ws[:, :, None, :]
+        pads, stride, dil = (0, pads[0], 0, pads[1]), (1, stride[0]), (1, dil[0])
+    (sh, sw), (dh, dw) = stride, dil
+    g = a["groups"]
+    n, _, _, _ = xs.shape
+    cout, cig, kh, kw = ws.shape
+    cog = cout // g
+    xp = np.pad(xs, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))  # zeros == in_zp before the shift
+    oh = (xp.shape[2] - dh * (kh - 1) - 1) // sh + 1
+    ow = (xp.shape[3] - dw * (kw - 1) - 1) // sw + 1
+    acc = np.zeros((n, cout, oh, ow), dtype=np.int64)
+    for gi in range(g):
+        xg = xp[:, gi * cig:(gi + 1) * cig]
+        wg = ws[gi * cog:(gi + 1) * cog]
+        for i in range(kh):
+            for j in range(kw):
+                win = xg[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw]
+                acc[:, gi * cog:(gi + 1) * cog] += np.einsum("nchw,oc->nohw", win, wg[:, :, i, j])
+    acc += bias.astype(np.int64).reshape(1, -1, 1, 1)
+    col = (1, -1, 1, 1)
+    y = finish(acc, mult.astype(np.int64).reshape(col), shift.astype(np.int64).reshape(col), a["out_zp"],
+               a.get("act_min", arith.QMIN), a.get("act_max", arith.QMAX))
+    return [y[:, :, 0, :] if one_d else y]
+
+
+def _is_depthwise(xs, ws, groups) -> bool:
+    return groups == xs[1] and ws[1] == 1
+
+
+def _emit(ctx, node):
+    x, w, bias, mult, shift = node.inputs
+    a = node.attrs
+    xs, ws, ys = ctx.shape(x), ctx.shape(w), ctx.shape(node.outputs[0])
+    nsp = len(xs) - 2
+
+    def hw(values, fill):
+        return (fill,) * (2 - nsp) + tuple(values[:nsp])
+
+    (h, wd), (kh, kw), (oh, ow) = hw(xs[2:], 1), hw(ws[2:], 1), hw(ys[2:], 1)
+    (sh, sw), (dh, dw), (pt, pl) = hw(a["stride"], 1), hw(a["dilation"], 1), hw(a["padding"], 0)
+    tail = (f"{ctx.i(a['in_zp'])}, {ctx.i(a['out_zp'])}, {ctx.i(a.get('act_min', arith.QMIN))}, "
+            f"{ctx.i(a.get('act_max', arith.QMAX))}")
+    ptrs = (f"{ctx.ptr(x)}, {ctx.ptr(w)}, {ctx.ptr(bias)}, {ctx.ptr(mult)}, {ctx.ptr(shift)}, "
+            f"{ctx.ptr(node.outputs[0])}")
+    if _is_depthwise(xs, ws, a["groups"]):
+        return (f"mb_q_depthwise_conv_s8({ptrs}, {xs[0]}, {xs[1]}, {h}, {wd}, {ys[1]}, {oh}, {ow}, {kh}, {kw}, "
+                f"{sh}, {sw}, {pt}, {pl}, {dh}, {dw}, {tail});")
+    return (f"mb_q_conv_s8({ptrs}, {xs[0]}, {xs[1]}, {h}, {wd}, {ys[1]}, {oh}, {ow}, {kh}, {kw}, {sh}, {sw}, "
+            f"{pt}, {pl}, {dh}, {dw}, {a['groups']}, {tail});")
+
+
+def _macs(node, ins, outs):
+    return numel(outs[0].shape) * numel(ins[1].shape[1:])
+
+
+register(OpDef(
+    name="q_conv", infer=_infer, reference=_reference, emit=_emit, kernels=("mb_q_conv", "mb_quant"),
+    attrs={"stride": Attr("ints"), "padding": Attr("ints"), "dilation": Attr("ints"), "groups": Attr("int", 1),
+           **Q_ATTRS},
+    num_inputs=(5, 5), macs=_macs,
+    doc="int8 1-D/2-D convolution (groups, depthwise), per-channel requantization, int8 clamp",
+))
+
+
+@lowers("conv")
+def _lower_conv(q, node) -> bool:
+    x, w, b = node.inputs
+    y = node.outputs[0]
+    if not q.is_constant(w) or (b and not q.is_constant(b)):
+        return False
+    wt = q.float_tensor(w)
+    nsp = len(node.attrs["stride"])
+    if nsp not in (1, 2) or len(wt.shape) != nsp + 2:
+        return False
+    cout = wt.shape[0]
+    try:
+        s_in, _zp = input_params(q, x)
+    except (KeyError, ValueError):
+        return False
+    p_out = q.params(y)
+    if not output_params_ok(p_out):
+        return False
+    w_scales = arith.symmetric_scales(q.constant_data(w), 0).astype(np.float64)
+    acc_scales = s_in * w_scales
+    if not multipliers_fit(acc_scales / float(p_out.scale[0])):
+        return False
+    bias_abs = quantized_bias_abs(q, b, acc_scales)
+    if bias_abs is None or not acc_bound_ok(numel(wt.shape[1:]), XW_MAX, bias_abs):
+        return False
+
+    xq = q.int8(x)
+    s_in, in_zp = q.qparams(xq)
+    wq, scales = q.weight(w, axis=0)
+    acc_scales = float(s_in) * scales.astype(np.float64)
+    bias = q.bias(b or None, acc_scales, cout)
+    mult, shift = q.requant_tables(acc_scales / float(p_out.scale[0]))
+    yq = q.output(y)
+    lo, hi = q.clamp_range(node, yq)
+    a = node.attrs
+    q.emit("q_conv", [xq, wq, bias, mult, shift], [yq],
+           {"stride": tuple(a["stride"]), "padding": tuple(a["padding"]), "dilation": tuple(a["dilation"]),
+            "groups": int(a.get("groups", 1)), "in_zp": int(in_zp), "out_zp": int(q.qparams(yq)[1]),
+            "act_min": lo, "act_max": hi})
+    return True
