@@ -38,7 +38,7 @@ def _calibration(xs, n):
     return [torch.cat([like(t) for _ in range(n)]) for t in xs]
 
 
-def _run_int8(model, x, *, op, min_sqnr, sanitize=False, calib_n=24, calib=None):
+def _assert_int8_exact(model, x, *, op, min_sqnr, sanitize=False, calib_n=24, calib=None):
     """Compile with int8, assert the op(s) are there, C == interpreter bit for bit, SQNR vs torch."""
     xs = x if isinstance(x, tuple) else (x,)
     compiled = modelblocks.compile(model.eval(), xs, quantize="int8",
@@ -136,7 +136,7 @@ def test_binary_broadcasting(case):
     kind, sa, sb = BINARY_CASES[case]
     x = (torch.randn(sa), torch.randn(sb) * 2.0 + 0.5)
     op = "q_mul" if kind == "mul" else "q_add"
-    c, ops = _run_int8(op_model(_FN[kind]), x, op=op, min_sqnr=30.0 if kind != "mul" else 27.0)
+    c, ops = _assert_int8_exact(op_model(_FN[kind]), x, op=op, min_sqnr=30.0 if kind != "mul" else 27.0)
     assert ops.get("add", 0) + ops.get("sub", 0) + ops.get("mul", 0) == 0
     _grid_check(c, x, op, _FN[kind])
 
@@ -151,7 +151,7 @@ def test_residual_add_of_two_int8_activations():
             h = torch.relu(self.fc1(x))
             return self.fc2(h) + h
 
-    c, ops = _run_int8(Block(), torch.randn(3, 16), op=("q_add", "q_linear"), min_sqnr=28.0)
+    c, ops = _assert_int8_exact(Block(), torch.randn(3, 16), op=("q_add", "q_linear"), min_sqnr=28.0)
     add = next(n for n in c.graph.nodes if n.op == "q_add")
     producers = {o: n.op for n in c.graph.nodes for o in n.outputs}
     assert [producers[i] for i in add.inputs] == ["q_linear", "q_linear"]  # no quantize/dequantize between
@@ -170,7 +170,7 @@ CONST_CASES = {
 @pytest.mark.parametrize("case", CONST_CASES)
 def test_binary_with_constant(case):
     fn, buffers, op = CONST_CASES[case]
-    _run_int8(op_model(fn, **buffers), torch.randn(2, 5, 8), op=op, min_sqnr=30.0)
+    _assert_int8_exact(op_model(fn, **buffers), torch.randn(2, 5, 8), op=op, min_sqnr=30.0)
 
 
 def test_add_sub_mul_every_int8_pair_extreme_params():
@@ -255,7 +255,7 @@ def test_lut_activations(group):
     cases = LUT_GROUPS[group]
     x = torch.randn(2, 4, 9)
     model = op_model(lambda t: tuple(fn(t) for _, fn, _ in cases))
-    c, ops = _run_int8(model, x, op="q_lut", min_sqnr=min(b for _, _, b in cases))
+    c, ops = _assert_int8_exact(model, x, op="q_lut", min_sqnr=min(b for _, _, b in cases))
     assert ops["q_lut"] == len(cases)
     ref = c.run_reference([x.numpy()])
     for (name, fn, bound), r in zip(cases, ref):
@@ -295,7 +295,7 @@ SOFTMAX_CASES = {
 def test_softmax_last_dim(case):
     shape, bound = SOFTMAX_CASES[case]
     x = torch.randn(shape)
-    c, _ = _run_int8(op_model(lambda t: torch.softmax(t * 2.0, dim=-1)), x, op="q_softmax", min_sqnr=bound)
+    c, _ = _assert_int8_exact(op_model(lambda t: torch.softmax(t * 2.0, dim=-1)), x, op="q_softmax", min_sqnr=bound)
     out = next(n.outputs[0] for n in c.graph.nodes if n.op == "q_softmax")
     assert c.graph.tensors[out].quant == QuantParams((1 / 256,), (-128,))
     _grid_check(c, x, "q_softmax", lambda t: torch.softmax(t, dim=-1))
@@ -357,7 +357,7 @@ def test_pool(case):
     power but the same rounding step: the SQNR bound is lower for wide windows; the grid check is not."""
     fn, shape, op, bound = POOL_CASES[case]
     x = torch.randn(shape)
-    c, _ = _run_int8(op_model(fn), x, op=op, min_sqnr=bound)
+    c, _ = _assert_int8_exact(op_model(fn), x, op=op, min_sqnr=bound)
     node = next(n for n in c.graph.nodes if n.op == op)
     assert c.graph.tensors[node.inputs[0]].quant == c.graph.tensors[node.outputs[0]].quant
     _grid_check(c, x, op, fn, min_equal=0.99)
@@ -395,7 +395,7 @@ MEAN_CASES = {
 def test_mean(case):
     fn, shape = MEAN_CASES[case]
     x = torch.randn(shape) + 0.5
-    c, _ = _run_int8(op_model(fn), x, op="q_mean", min_sqnr=30.0)
+    c, _ = _assert_int8_exact(op_model(fn), x, op="q_mean", min_sqnr=30.0)
     _grid_check(c, x, "q_mean", fn)
 
 
@@ -433,7 +433,7 @@ MOVE_CASES = {
 @pytest.mark.parametrize("case", MOVE_CASES)
 def test_data_movement_in_int8(case):
     fn, shape, moves = MOVE_CASES[case]
-    c, ops = _run_int8(op_model(fn), torch.randn(shape), op=("q_lut",) + moves, min_sqnr=35.0,
+    c, ops = _assert_int8_exact(op_model(fn), torch.randn(shape), op=("q_lut",) + moves, min_sqnr=35.0,
                        sanitize=case == "unfold_diagonal")
     for node in c.graph.nodes:
         if node.op in moves:
@@ -462,7 +462,7 @@ def test_concat_requantizes_inputs_to_the_output_params():
             # tanh (scale 1/128), a wider int8 activation, a constant and a float graph input
             return torch.cat([torch.tanh(x), torch.sigmoid(x) * 4.0 - 1.0, self.tok, x * 0.0 + x], dim=1)
 
-    c, ops = _run_int8(Cat(), torch.randn(2, 3, 6), op=("concat", "q_requantize"), min_sqnr=30.0, sanitize=True)
+    c, ops = _assert_int8_exact(Cat(), torch.randn(2, 3, 6), op=("concat", "q_requantize"), min_sqnr=30.0, sanitize=True)
     cat = next(n for n in c.graph.nodes if n.op == "concat")
     params = {c.graph.tensors[i].quant for i in cat.inputs}
     assert params == {c.graph.tensors[cat.outputs[0]].quant}
@@ -471,7 +471,7 @@ def test_concat_requantizes_inputs_to_the_output_params():
 
 def test_concat_of_a_float_input_quantizes_straight_to_output_params():
     x = torch.randn(2, 4)
-    c, ops = _run_int8(op_model(lambda t: torch.cat([torch.tanh(t) * 3.0, t], dim=-1)), x, op="concat",
+    c, ops = _assert_int8_exact(op_model(lambda t: torch.cat([torch.tanh(t) * 3.0, t], dim=-1)), x, op="concat",
                        min_sqnr=30.0)
     cat = next(n for n in c.graph.nodes if n.op == "concat")
     producers = {o: n for n in c.graph.nodes for o in n.outputs}
@@ -501,10 +501,10 @@ class _Pools(torch.nn.Module):
 
 def test_elementwise_lut_softmax_under_sanitizers():
     a, b = torch.randn(2, 4, 10), torch.randn(1, 10)
-    _run_int8(_Elementwise(), (a, b), op=("q_add", "q_mul", "q_lut", "q_softmax"), min_sqnr=22.0, sanitize=True)
+    _assert_int8_exact(_Elementwise(), (a, b), op=("q_add", "q_mul", "q_lut", "q_softmax"), min_sqnr=22.0, sanitize=True)
 
 
 def test_pools_and_mean_under_sanitizers():
-    _run_int8(_Pools(), torch.randn(2, 3, 9, 9),
+    _assert_int8_exact(_Pools(), torch.randn(2, 3, 9, 9),
               op=("q_max_pool", "q_avg_pool", "q_adaptive_avg_pool", "q_adaptive_max_pool", "q_mean", "q_add"),
               min_sqnr=25.0, sanitize=True)
