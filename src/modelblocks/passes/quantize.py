@@ -106,7 +106,7 @@ def _keep_float(q: QuantContext, node: Node) -> None:
         if t.is_constant and name not in q.float_of:
             q.graph.add_tensor(t)
             q.float_of[name] = name
-        inputs.append(q.float_in_graph(name) if name not in q.float_of else q.float_of[name])
+        inputs.append(q.float_in_graph(name))
     for name in node.outputs:
         q.graph.add_tensor(q.float_tensor(name))
         q.float_of[name] = name

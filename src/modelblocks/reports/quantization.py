@@ -100,7 +100,8 @@ def quantization_report(compiled, inputs, labels=None) -> QuantizationReport:
             float_top1.extend(f_cls.tolist())
             q_top1.extend(q_cls.tolist())
 
-    layers = [_layer(node, fgraph, qgraph, info, signal, noise) for node in fgraph.nodes]
+    w8_nodes = {n.name for n in qgraph.nodes if n.op.endswith("_w8")}
+    layers = [_layer(node, fgraph, qgraph, info, signal, noise, w8_nodes) for node in fgraph.nodes]
     report = QuantizationReport(
         mode=info.mode, observer=info.observer, calibration_sets=info.calibration_sets, samples=len(sets),
         layers=layers, output_sqnr_db=[_db(s, n) for s, n in zip(out_signal, out_noise)],
@@ -137,14 +138,12 @@ def _quantized_value(name, qv, qgraph, info):
     return None
 
 
-def _layer(node, fgraph, qgraph, info, signal, noise) -> LayerQuant:
+def _layer(node, fgraph, qgraph, info, signal, noise, w8_nodes) -> LayerQuant:
     out = node.outputs[0]
     if info.mode == "int8":
         precision = "float32" if node.name in info.float_nodes else "int8"
     else:
-        precision = "int8 weights" if any(
-            qgraph.nodes[k].name == node.name and qgraph.nodes[k].op.endswith("_w8") for k in range(len(qgraph.nodes))
-        ) else "float32"
+        precision = "int8 weights" if node.name in w8_nodes else "float32"
     layer = LayerQuant(node.name, node.op, node.scope, precision, info.float_nodes.get(node.name, ""),
                        _db(signal.get(out, 0.0), noise.get(out, 0.0)) if out in signal else math.nan)
     if info.ranges and out in info.ranges:
