@@ -38,32 +38,35 @@ def _check_float(x, name):
         raise ValueError(f"{name} takes float32, got {x.dtype.value}")
 
 
+def window_out_shape(x, a, name) -> tuple[int, ...]:
+    """Output shape of a 1-D/2-D window pool of `x` under attributes `a` (shared with ops/q_pool.py)."""
+    nsp = len(a["kernel"])
+    if nsp not in (1, 2):
+        raise ValueError(f"{name} pools 1 or 2 dimensions, got kernel {list(a['kernel'])}")
+    if len(x.shape) < nsp + 1:
+        raise ValueError(f"{name} {nsp}-D needs rank >= {nsp + 1}, got {list(x.shape)}")
+    dil = a.get("dilation", (1,) * nsp)
+    if not (len(a["stride"]) == len(a["padding"]) == len(dil) == nsp):
+        raise ValueError("kernel, stride, padding and dilation must have one value per pooled dimension")
+    out = []
+    for i in range(nsp):
+        k, s, p, d = a["kernel"][i], a["stride"][i], a["padding"][i], dil[i]
+        if k < 1 or s < 1 or d < 1 or p < 0:
+            raise ValueError("kernel, stride and dilation must be >= 1 and padding >= 0")
+        if p * 2 > k:
+            raise ValueError(f"padding {p} must be at most half the kernel size {k}")
+        n = x.shape[len(x.shape) - nsp + i]
+        o = pool_out_size(n, k, s, p, d, a["ceil_mode"])
+        if o < 1:
+            raise ValueError(f"output size is {o} in pooled dimension {i}: the input is too small")
+        out.append(o)
+    return x.shape[:len(x.shape) - nsp] + tuple(out)
+
+
 def _window_infer(name):
     def infer(node, ins):
-        x = ins[0]
-        _check_float(x, name)
-        a = node.attrs
-        nsp = len(a["kernel"])
-        if nsp not in (1, 2):
-            raise ValueError(f"{name} pools 1 or 2 dimensions, got kernel {list(a['kernel'])}")
-        if len(x.shape) < nsp + 1:
-            raise ValueError(f"{name} {nsp}-D needs rank >= {nsp + 1}, got {list(x.shape)}")
-        dil = a.get("dilation", (1,) * nsp)
-        if not (len(a["stride"]) == len(a["padding"]) == len(dil) == nsp):
-            raise ValueError("kernel, stride, padding and dilation must have one value per pooled dimension")
-        out = []
-        for i in range(nsp):
-            k, s, p, d = a["kernel"][i], a["stride"][i], a["padding"][i], dil[i]
-            if k < 1 or s < 1 or d < 1 or p < 0:
-                raise ValueError("kernel, stride and dilation must be >= 1 and padding >= 0")
-            if p * 2 > k:
-                raise ValueError(f"padding {p} must be at most half the kernel size {k}")
-            n = x.shape[len(x.shape) - nsp + i]
-            o = pool_out_size(n, k, s, p, d, a["ceil_mode"])
-            if o < 1:
-                raise ValueError(f"output size is {o} in pooled dimension {i}: the input is too small")
-            out.append(o)
-        return [(x.shape[:len(x.shape) - nsp] + tuple(out), DType.float32)]
+        _check_float(ins[0], name)
+        return [(window_out_shape(ins[0], node.attrs, name), DType.float32)]
 
     return infer
 
@@ -137,21 +140,27 @@ def _avg_reference(node, args):
     return [y.reshape(x.shape[:x.ndim - nsp] + ((ow,) if nsp == 1 else (oh, ow))).astype(np.float32)]
 
 
+def window_call_args(ctx, node) -> tuple[str, int, int]:
+    """The leading C arguments of a window pool call (pointers, planes, sizes, kernel, stride,
+    padding) and the dilation (dh, dw); shared with ops/q_pool.py."""
+    x, y = node.inputs[0], node.outputs[0]
+    a = node.attrs
+    nsp = len(a["kernel"])
+    xs, ys = ctx.shape(x), ctx.shape(y)
+    planes = numel(xs[:len(xs) - nsp])
+    h, w = (1, xs[-1]) if nsp == 1 else xs[-2:]
+    oh, ow = (1, ys[-1]) if nsp == 1 else ys[-2:]
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _params_2d(a)
+    return f"{ctx.ptr(x)}, {ctx.ptr(y)}, {planes}, {h}, {w}, {oh}, {ow}, {kh}, {kw}, {sh}, {sw}, {ph}, {pw}", dh, dw
+
+
 def _window_emit(kind):
     def emit(ctx, node):
-        x, y = node.inputs[0], node.outputs[0]
-        a = node.attrs
-        nsp = len(a["kernel"])
-        xs, ys = ctx.shape(x), ctx.shape(y)
-        planes = numel(xs[:len(xs) - nsp])
-        h, w = (1, xs[-1]) if nsp == 1 else xs[-2:]
-        oh, ow = (1, ys[-1]) if nsp == 1 else ys[-2:]
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _params_2d(a)
-        head = f"{ctx.ptr(x)}, {ctx.ptr(y)}, {planes}, {h}, {w}, {oh}, {ow}, {kh}, {kw}, {sh}, {sw}, {ph}, {pw}"
+        head, dh, dw = window_call_args(ctx, node)
         if kind == "max":
             return f"mb_max_pool_f32({head}, {dh}, {dw});"
-        div = a["divisor_override"] or 0
-        return f"mb_avg_pool_f32({head}, {int(a['count_include_pad'])}, {div});"
+        div = node.attrs["divisor_override"] or 0
+        return f"mb_avg_pool_f32({head}, {int(node.attrs['count_include_pad'])}, {div});"
 
     return emit
 
@@ -159,20 +168,20 @@ def _window_emit(kind):
 _WINDOW = {"kernel": Attr("ints"), "stride": Attr("ints"), "padding": Attr("ints"), "ceil_mode": Attr("bool", False)}
 
 
-def _window_macs(node, ins, outs):
+def window_macs(node, ins, outs):
     return numel(outs[0].shape) * numel(node.attrs["kernel"])
 
 
 register(OpDef(
     name="max_pool", infer=_window_infer("max_pool"), reference=_max_reference, emit=_window_emit("max"),
-    kernels=("mb_pool",), attrs={**_WINDOW, "dilation": Attr("ints")}, macs=_window_macs,
+    kernels=("mb_pool",), attrs={**_WINDOW, "dilation": Attr("ints")}, macs=window_macs,
     doc="max over 1-D/2-D windows of the trailing dimensions (padding never wins)",
 ))
 register(OpDef(
     name="avg_pool", infer=_window_infer("avg_pool"), reference=_avg_reference, emit=_window_emit("avg"),
     kernels=("mb_pool",),
     attrs={**_WINDOW, "count_include_pad": Attr("bool", True), "divisor_override": Attr("opt_int", None)},
-    macs=_window_macs,
+    macs=window_macs,
     doc="mean over 1-D/2-D windows of the trailing dimensions, PyTorch's divisor rules",
 ))
 
@@ -185,16 +194,18 @@ def adaptive_bins(n_in: int, n_out: int) -> tuple[list[int], list[int]]:
     return starts, ends
 
 
+def adaptive_out_shape(x, size, name) -> tuple[int, ...]:
+    if len(size) not in (1, 2) or any(s < 1 for s in size):
+        raise ValueError(f"{name} output_size must be 1 or 2 positive values, got {list(size)}")
+    if len(x.shape) < len(size) + 1:
+        raise ValueError(f"{name} {len(size)}-D needs rank >= {len(size) + 1}, got {list(x.shape)}")
+    return x.shape[:len(x.shape) - len(size)] + tuple(size)
+
+
 def _adaptive_infer(name):
     def infer(node, ins):
-        x = ins[0]
-        _check_float(x, name)
-        size = node.attrs["output_size"]
-        if len(size) not in (1, 2) or any(s < 1 for s in size):
-            raise ValueError(f"{name} output_size must be 1 or 2 positive values, got {list(size)}")
-        if len(x.shape) < len(size) + 1:
-            raise ValueError(f"{name} {len(size)}-D needs rank >= {len(size) + 1}, got {list(x.shape)}")
-        return [(x.shape[:len(x.shape) - len(size)] + tuple(size), DType.float32)]
+        _check_float(ins[0], name)
+        return [(adaptive_out_shape(ins[0], node.attrs["output_size"], name), DType.float32)]
 
     return infer
 
@@ -221,16 +232,21 @@ def _adaptive_reference(kind):
     return reference
 
 
+def adaptive_call_args(ctx, node) -> str:
+    """The C arguments of an adaptive pool call: pointers, planes, input and output sizes."""
+    x, y = node.inputs[0], node.outputs[0]
+    size = node.attrs["output_size"]
+    nsp = len(size)
+    xs = ctx.shape(x)
+    planes = numel(xs[:len(xs) - nsp])
+    h, w = (1, xs[-1]) if nsp == 1 else xs[-2:]
+    oh, ow = (1,) + size if nsp == 1 else size
+    return f"{ctx.ptr(x)}, {ctx.ptr(y)}, {planes}, {h}, {w}, {oh}, {ow}"
+
+
 def _adaptive_emit(kind):
     def emit(ctx, node):
-        x, y = node.inputs[0], node.outputs[0]
-        size = node.attrs["output_size"]
-        nsp = len(size)
-        xs = ctx.shape(x)
-        planes = numel(xs[:len(xs) - nsp])
-        h, w = (1, xs[-1]) if nsp == 1 else xs[-2:]
-        oh, ow = (1,) + size if nsp == 1 else size
-        return f"mb_adaptive_{kind}_pool_f32({ctx.ptr(x)}, {ctx.ptr(y)}, {planes}, {h}, {w}, {oh}, {ow});"
+        return f"mb_adaptive_{kind}_pool_f32({adaptive_call_args(ctx, node)});"
 
     return emit
 

@@ -26,7 +26,8 @@ from ..ir.dtypes import DType
 from ..quant import arith
 from ..quant.lowering import QuantContext, lowers
 from .binary import collapse
-from .pool import _params_2d, _planes_2d, adaptive_bins, pool_out_size
+from .pool import (_params_2d, _planes_2d, adaptive_bins, adaptive_call_args, adaptive_out_shape, window_call_args,
+                   pool_out_size, window_macs, window_out_shape)
 from .reduce import _contiguous_strides, _reduced_shape
 from .registry import MAX_RANK, Attr, OpDef, numel, register
 
@@ -53,27 +54,11 @@ def _window_infer(name):
             _check_zp(node, "zero_point")
             if a.get("divisor_override") is not None and a["divisor_override"] < 1:
                 raise ValueError(f"divisor_override must be >= 1, got {a['divisor_override']}")
-        nsp = len(a["kernel"])
-        if nsp not in (1, 2):
-            raise ValueError(f"{name} pools 1 or 2 dimensions, got kernel {list(a['kernel'])}")
-        if len(x.shape) < nsp + 1:
-            raise ValueError(f"{name} {nsp}-D needs rank >= {nsp + 1}, got {list(x.shape)}")
-        dil = a.get("dilation", (1,) * nsp)
-        if not (len(a["stride"]) == len(a["padding"]) == len(dil) == nsp):
-            raise ValueError("kernel, stride, padding and dilation must have one value per pooled dimension")
-        out = []
-        for i in range(nsp):
-            k, s, p, d = a["kernel"][i], a["stride"][i], a["padding"][i], dil[i]
-            if k < 1 or s < 1 or d < 1 or p < 0 or p * 2 > k:
-                raise ValueError("kernel, stride and dilation must be >= 1 and 0 <= padding <= kernel / 2")
-            o = pool_out_size(x.shape[len(x.shape) - nsp + i], k, s, p, d, a["ceil_mode"])
-            if o < 1:
-                raise ValueError(f"output size is {o} in pooled dimension {i}: the input is too small")
-            out.append(o)
+        shape = window_out_shape(x, a, name)
         div = a.get("divisor_override") or 0
         if 255 * numel(a["kernel"]) + div // 2 > arith.INT32_MAX or div > 1 << 24:
             raise ValueError(f"{name}: a window of {numel(a['kernel'])} elements (divisor {div}) could overflow int32")
-        return [(x.shape[:len(x.shape) - nsp] + tuple(out), DType.int8)]
+        return [(shape, DType.int8)]
 
     return infer
 
@@ -139,15 +124,8 @@ def _avg_reference(node, args):
 
 def _window_emit(kind):
     def emit(ctx, node):
-        x, y = node.inputs[0], node.outputs[0]
+        head, dh, dw = window_call_args(ctx, node)
         a = node.attrs
-        nsp = len(a["kernel"])
-        xs, ys = ctx.shape(x), ctx.shape(y)
-        planes = numel(xs[:len(xs) - nsp])
-        h, w = (1, xs[-1]) if nsp == 1 else xs[-2:]
-        oh, ow = (1, ys[-1]) if nsp == 1 else ys[-2:]
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _params_2d(a)
-        head = f"{ctx.ptr(x)}, {ctx.ptr(y)}, {planes}, {h}, {w}, {oh}, {ow}, {kh}, {kw}, {sh}, {sw}, {ph}, {pw}"
         if kind == "max":
             return f"mb_q_max_pool_s8({head}, {dh}, {dw});"
         div = a.get("divisor_override") or 0
@@ -157,13 +135,9 @@ def _window_emit(kind):
     return emit
 
 
-def _window_macs(node, ins, outs):
-    return numel(outs[0].shape) * numel(node.attrs["kernel"])
-
-
 register(OpDef(
     name="q_max_pool", infer=_window_infer("q_max_pool"), reference=_max_reference, emit=_window_emit("max"),
-    kernels=("mb_q_pool", "mb_quant"), attrs={**_WINDOW, "dilation": Attr("ints")}, macs=_window_macs,
+    kernels=("mb_q_pool", "mb_quant"), attrs={**_WINDOW, "dilation": Attr("ints")}, macs=window_macs,
     doc="int8 max over 1-D/2-D windows (same parameters in and out; padding never wins)",
 ))
 register(OpDef(
@@ -171,7 +145,7 @@ register(OpDef(
     kernels=("mb_q_pool", "mb_quant"),
     attrs={**_WINDOW, "count_include_pad": Attr("bool", True), "divisor_override": Attr("opt_int", None),
            "zero_point": Attr("int")},
-    macs=_window_macs,
+    macs=window_macs,
     doc="int8 mean over 1-D/2-D windows: zp + round_half_away(sum(x - zp) / div), PyTorch's divisors",
 ))
 
@@ -185,13 +159,10 @@ def _adaptive_infer(name):
         if name == "q_adaptive_avg_pool":
             _check_zp(node, "zero_point")
         size = node.attrs["output_size"]
-        if len(size) not in (1, 2) or any(s < 1 for s in size):
-            raise ValueError(f"{name} output_size must be 1 or 2 positive values, got {list(size)}")
-        if len(x.shape) < len(size) + 1:
-            raise ValueError(f"{name} {len(size)}-D needs rank >= {len(size) + 1}, got {list(x.shape)}")
+        shape = adaptive_out_shape(x, size, name)
         if 255 * 2 * numel(x.shape[len(x.shape) - len(size):]) > arith.INT32_MAX:
             raise ValueError(f"{name}: a bin of {list(x.shape[len(x.shape) - len(size):])} could overflow int32")
-        return [(x.shape[:len(x.shape) - len(size)] + tuple(size), DType.int8)]
+        return [(shape, DType.int8)]
 
     return infer
 
@@ -222,15 +193,8 @@ def _adaptive_reference(kind):
 
 def _adaptive_emit(kind):
     def emit(ctx, node):
-        x, y = node.inputs[0], node.outputs[0]
-        size = node.attrs["output_size"]
-        nsp = len(size)
-        xs = ctx.shape(x)
-        planes = numel(xs[:len(xs) - nsp])
-        h, w = (1, xs[-1]) if nsp == 1 else xs[-2:]
-        oh, ow = (1,) + size if nsp == 1 else size
         zp = f", {ctx.i(node.attrs['zero_point'])}" if kind == "avg" else ""
-        return f"mb_q_adaptive_{kind}_pool_s8({ctx.ptr(x)}, {ctx.ptr(y)}, {planes}, {h}, {w}, {oh}, {ow}{zp});"
+        return f"mb_q_adaptive_{kind}_pool_s8({adaptive_call_args(ctx, node)}{zp});"
 
     return emit
 
