@@ -146,7 +146,7 @@ class Quantization:
 def compile(model, example_inputs: Sequence | None = None, *, name: str = "model", prefix: str | None = None,
             passes: Sequence[str] = PIPELINE, arena_section: str = "", arena_alignment: int = 16,
             quantize: str | None = None, calibration=None, observer: str | None = None,
-            keep_float: Sequence[str] = ()) -> CompiledModel:
+            keep_float: Sequence[str] = (), sparse: str = "auto") -> CompiledModel:
     """Capture `model` (an nn.Module in eval mode, or a torch.export ExportedProgram), optimise its
     IR and generate C. `example_inputs` is a tensor or tuple of tensors with the deployment shapes.
 
@@ -154,7 +154,9 @@ def compile(model, example_inputs: Sequence | None = None, *, name: str = "model
     ranges on `calibration` (see quant/calibration.py for the forms it takes) with `observer`
     ("minmax", "moving_average", "percentile" or "mse", the default); `keep_float` lists module-path
     globs to keep in float32. `quantize="int8-weights"` stores linear/conv/embedding weights in int8 and keeps
-    float32 activations (no calibration needed)."""
+    float32 activations (no calibration needed). `sparse`: "auto" stores a linear / int8 linear layer's
+    weight in CSR when that saves flash and instructions (passes/sparsify.py), "off" never, "always"
+    whenever a weight is zero (for tests)."""
     import torch  # noqa: PLC0415
 
     from .frontend.torch_export import export_model, from_exported_program  # noqa: PLC0415
@@ -175,6 +177,8 @@ def compile(model, example_inputs: Sequence | None = None, *, name: str = "model
         raise InputError(f"arena_section {arena_section!r} is not a linker section name (letters, digits, _ . $)")
     if quantize not in (None, *QUANTIZE_MODES):
         raise InputError(f"quantize must be one of {list(QUANTIZE_MODES)} or None, got {quantize!r}")
+    if sparse not in ("auto", "off", "always"):
+        raise InputError(f"sparse must be 'auto', 'off' or 'always', got {sparse!r}")
     if isinstance(keep_float, str):
         keep_float = (keep_float,)
     if quantize is None and (calibration is not None or keep_float or observer):
@@ -184,8 +188,14 @@ def compile(model, example_inputs: Sequence | None = None, *, name: str = "model
     graph = from_exported_program(ep, name=name)
     graph = run_passes(graph, passes)
     quantization = _quantize(graph, quantize, calibration, observer, tuple(keep_float)) if quantize else None
+    graph = quantization.graph if quantization else graph
+    if sparse != "off":  # last: it needs the final (quantized) weights
+        from .passes import sparsify  # noqa: PLC0415
+
+        graph = sparsify.run(graph, mode=sparse)
+        verify_graph(graph, after="sparsify")
     attr = f'__attribute__((section("{arena_section}")))' if arena_section else ""
-    return CompiledModel(quantization.graph if quantization else graph, prefix=prefix or name, arena_attr=attr,
+    return CompiledModel(graph, prefix=prefix or name, arena_attr=attr,
                          torch_model=torch_model, arena_alignment=arena_alignment,
                          quantization=quantization.info if quantization else None)
 

@@ -7,12 +7,15 @@
     modelblocks analyze out/ --target mcu=512K,128K --json
     modelblocks simulate model.py:Net --weights net.pth --input-shape 1,3,32,32 --target cortex-m7
     modelblocks simulate out/ --target all --json
+    modelblocks study model.py:Net --weights net.pth --input-shape 1,1,8,8 --data eval.npz --train train.npz
+        --ranks b0.5 --sparsity 0.5,0.8 --target stm32h723zg --max-accuracy-drop 1.0 -o study/
     modelblocks compile model.py:Net --weights net.pth --input-shape 1,3,32,32 -o out/ --target stm32h723zg
     modelblocks demo --out build/demo
 
 Exit codes: 0 ok (analyze: the model fits), 1 verification failed (simulate: an output differs; analyze: does not
-fit), 2 user error (also: the Arm toolchain or QEMU is missing (bad file, shape, option, unsupported
-model: one clear message, no traceback), 3 internal error (a ModelBlocks bug: traceback, please
+fit; study: no point fits the target within the accuracy drop, or a point's C differs from its reference),
+2 user error (bad file, shape, option, unsupported model: one clear message, no traceback; also when
+the Arm toolchain or QEMU is missing), 3 internal error (a ModelBlocks bug: traceback, please
 report it), 130 interrupted.
 """
 
@@ -64,6 +67,9 @@ def _quantize_options(p: argparse.ArgumentParser) -> None:
                    help="how activation ranges are chosen from the calibration data (default mse)")
     g.add_argument("--keep-float", action="append", default=[], metavar="GLOB",
                    help="keep layers whose module path matches GLOB in float32, e.g. 'blocks.*.norm*'; repeatable")
+    p.add_argument("--sparse", choices=["auto", "off", "always"], default="auto",
+                   help="CSR storage of pruned linear weights: auto (default: where it saves flash and "
+                        "instructions), off, always (wherever a weight is zero)")
 
 
 def _verify_options(p: argparse.ArgumentParser, runs: int) -> None:
@@ -149,6 +155,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     _quantize_options(p)
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("study", help="sweep compression settings: accuracy vs flash, RAM and MACs, with plots",
+                       description="Compress the model in many ways (layer removal, channel and head pruning, low-rank "
+                                   "factorization, weight sparsity, each at float32 / int8-weights / int8), compile "
+                                   "each point to C, measure accuracy (or agreement with the original) on --data by "
+                                   "running the C, and write study.csv, study.json and plots of accuracy vs flash "
+                                   "and vs MACs with the Pareto front. Prints the best point that fits --target. "
+                                   "Exits 1 if no point qualifies or a point's C differs from its reference.",
+                       epilog="example: modelblocks study net.py:Net -w net.pth -s 1,1,8,8 --data eval.npz "
+                              "--train train.npz --ranks 0.95,0.9 --sparsity 0.5,0.8 --precision float32,int8 "
+                              "--target stm32h723zg --max-accuracy-drop 1.0 -o study/")
+    _model_options(p)
+    p.add_argument("--data", required=True, metavar="NPZ",
+                   help="evaluation samples: .npz with 'x' [N, ...] and optional integer labels 'y' [N] (or .npy)")
+    p.add_argument("--train", metavar="NPZ", help="training samples (and labels) for data-aware pruning and --finetune")
+    p.add_argument("--calibration", metavar="NPZ", help="int8 calibration samples (default: 256 of --train or --data)")
+    p.add_argument("--ranks", default="", metavar="LIST",
+                   help="low-rank settings (data-aware on --train): energy levels in (0, 1), integer ranks, and/or "
+                        "weight budgets bFRACTION, e.g. 0.99,0.95 or 8,16 or b0.5,b0.3")
+    p.add_argument("--sparsity", default="", metavar="LIST", help="weight sparsities, e.g. 0.5,0.7,0.9")
+    p.add_argument("--channels", default="", metavar="LIST",
+                   help="fractions of neurons/channels removed, e.g. 0.25,0.5")
+    p.add_argument("--heads", default="", metavar="LIST", help="fractions of attention heads removed, e.g. 0.25,0.5")
+    p.add_argument("--remove-layers", default="", metavar="LIST", help="numbers of stack layers removed, e.g. 1,2")
+    p.add_argument("--precision", default="float32,int8-weights,int8", metavar="LIST",
+                   help="float32, int8-weights, int8 (default: all three)")
+    p.add_argument("--combine", default="grid", choices=["grid", "axes"],
+                   help="grid: every combination of the settings (default); axes: each setting alone")
+    p.add_argument("--finetune", type=int, default=0, metavar="EPOCHS",
+                   help="distillation epochs per compressed point (needs --train; default 0: none)")
+    p.add_argument("--finetune-lr", type=float, default=1e-3, metavar="LR",
+                   help="learning rate of the fine-tuning (Adam, cosine schedule; default 1e-3)")
+    p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                   help="module paths never compressed, e.g. 'head'; repeatable")
+    p.add_argument("--target", "-t", metavar="BOARD", help="board the best point must fit, e.g. stm32h723zg")
+    p.add_argument("--max-accuracy-drop", type=float, metavar="POINTS",
+                   help="the best point may lose at most this many percentage points of the baseline's score")
+    p.add_argument("--minimize", default="flash", choices=["flash", "macs"], help="what the best point minimises")
+    p.add_argument("--code", default="auto", choices=["auto", "m7", "host", "none"],
+                   help="code size in flash: measured on a Cortex-M7 build (m7; auto when the toolchain is there), "
+                        "a host-compiler estimate, or none")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fine-tuning (default 0)")
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for study.csv, study.json and the plots")
+    p.add_argument("--json", action="store_true", help="print the points and the best point as JSON")
+    p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("demo", help="run the bundled end-to-end demo")
     p.add_argument("--out", "-o", default="build/demo", metavar="DIR", help="output folder (default build/demo)")
@@ -265,7 +316,7 @@ def _compile(loaded, args, name="model", prefix=None, arena_section=""):
     elif getattr(args, "calibration", None) or getattr(args, "keep_float", None) or getattr(args, "observer", None):
         raise InputError("--calibration, --observer and --keep-float need --quantize")
     return mb_compile(loaded.model, loaded.example_inputs, name=name, prefix=prefix, arena_section=arena_section,
-                      **quant)
+                      sparse=getattr(args, "sparse", "auto"), **quant)
 
 
 COMPILE_TARGETS = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55", "stm32h723zg")
@@ -461,6 +512,77 @@ def cmd_simulate(args) -> int:
     if args.keep:
         console.print(f"builds kept in {args.keep}/<core>/ (re-run one with the command in its run.sh)", markup=False)
     return EXIT_OK if report.ok else EXIT_VERIFY_FAILED
+
+
+def _number_list(text: str, option: str, kind=float) -> list:
+    values = []
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        try:
+            if kind == "rank" and item.startswith("b"):
+                float(item[1:])
+                values.append(item)
+                continue
+            values.append(int(item) if kind is int or (kind == "rank" and item.isdigit()) else float(item))
+        except ValueError:
+            raise InputError(f"{option} {text!r}: {item!r} is not a number") from None
+    return values
+
+
+def cmd_study(args) -> int:
+    import json  # noqa: PLC0415
+
+    from .compress.study import StudyData, StudySpec, load_samples, run_study  # noqa: PLC0415
+    from .reports.study import format_study, save_study, select_best, study_json  # noqa: PLC0415
+    from .targets.boards import get_board  # noqa: PLC0415
+
+    board = get_board(args.target) if args.target else None
+    x_eval, y_eval = load_samples(args.data, "--data")
+    x_train, y_train = load_samples(args.train, "--train") if args.train else (None, None)
+    x_calib = load_samples(args.calibration, "--calibration")[0] if args.calibration else None
+    spec = StudySpec(
+        ranks=[None] + _number_list(args.ranks, "--ranks", "rank"),
+        sparsity=[0.0] + _number_list(args.sparsity, "--sparsity"),
+        channels=[0.0] + _number_list(args.channels, "--channels"),
+        heads=[0.0] + _number_list(args.heads, "--heads"),
+        layers=[0] + _number_list(args.remove_layers, "--remove-layers", int),
+        precisions=[p.strip() for p in args.precision.split(",") if p.strip()],
+        combine=args.combine, finetune=args.finetune, finetune_lr=args.finetune_lr, exclude=tuple(args.exclude))
+    spec.check()
+    if args.finetune and x_train is None:
+        raise InputError("--finetune needs --train: the samples (and labels) to fine-tune on")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output path {out} exists and is not a folder")
+    loaded = _load(args)
+    console = _console()
+    data = StudyData(x_eval, y_eval, x_train, y_train, x_calib)
+    total = len(spec.settings()) * len(spec.precisions)
+    from rich.progress import Progress  # noqa: PLC0415
+
+    with Progress(console=console, transient=True, disable=args.json or not sys.stdout.isatty()) as bar:
+        task = bar.add_task("study", total=total)
+
+        def progress(text: str) -> None:
+            bar.update(task, description=text[:70])
+            if text.startswith("compiling"):
+                bar.advance(task)
+        study = run_study(loaded.model, loaded.example_inputs, data, spec, seed=args.seed, code=args.code,
+                          progress=progress)
+    selection = select_best(study.points, board, args.max_accuracy_drop, minimize=args.minimize)
+    try:
+        written = save_study(study.points, selection, out, f"{Path(args.model).stem}: compression study", board)
+    except OSError as exc:
+        raise InputError(f"cannot write the study to {out}: {exc}") from None
+    failed = [p.name for p in study.points if p.c_check.startswith("FAILED")]
+    if args.json:
+        print(json.dumps({**study_json(study.points, selection), "failed_checks": failed}, indent=1))
+    else:
+        console.print(format_study(study.points, selection, board), markup=False, soft_wrap=True)
+        console.print("wrote " + ", ".join(str(p) for p in written), markup=False, soft_wrap=True)
+    if failed:
+        console.print(f"error: the C of {len(failed)} point(s) differs from its reference: {', '.join(failed)}; "
+                      f"please report this to {ISSUES}", markup=False)
+    return EXIT_OK if selection.point is not None and not failed else EXIT_VERIFY_FAILED
 
 
 def cmd_demo(args) -> int:

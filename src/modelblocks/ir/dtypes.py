@@ -12,6 +12,7 @@ class DType(str, Enum):
     int8 = "int8"
     uint8 = "uint8"
     int16 = "int16"
+    uint16 = "uint16"  # only for constants the compiler makes (sparse column indices, row pointers)
     int32 = "int32"
     bool = "bool"
 
@@ -49,6 +50,7 @@ _CTYPES = {
     DType.int8: "int8_t",
     DType.uint8: "uint8_t",
     DType.int16: "int16_t",
+    DType.uint16: "uint16_t",
     DType.int32: "int32_t",
     DType.bool: "uint8_t",
 }

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..training import adam_cosine, seeded_training
 from .tiny_vit import Block, PatchEmbed
 
 NUM_CLASSES = 10
@@ -144,27 +145,19 @@ def train(model: nn.Module, data: DigitsData, epochs: int, seed: int = 0, *, lr:
     Deterministic: the shuffling has its own seeded generator, torch's global seed is set (and
     restored afterwards), and training runs on one thread so results do not depend on the
     machine's core count."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            gen = torch.Generator().manual_seed(seed)
-            opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
-            loss_fn = nn.CrossEntropyLoss()
-            x, y = data.x_train, data.y_train
-            model.train()
-            for _ in range(epochs):
-                perm = torch.randperm(len(y), generator=gen)
-                for start in range(0, len(y), batch_size):
-                    batch = perm[start:start + batch_size]
-                    opt.zero_grad(set_to_none=True)
-                    loss_fn(model(x[batch]), y[batch]).backward()
-                    opt.step()
-                sched.step()
-    finally:
-        torch.set_num_threads(threads)
+    with seeded_training(seed) as gen:
+        opt, sched = adam_cosine(model.parameters(), lr, epochs, weight_decay)
+        loss_fn = nn.CrossEntropyLoss()
+        x, y = data.x_train, data.y_train
+        model.train()
+        for _ in range(epochs):
+            perm = torch.randperm(len(y), generator=gen)
+            for start in range(0, len(y), batch_size):
+                batch = perm[start:start + batch_size]
+                opt.zero_grad(set_to_none=True)
+                loss_fn(model(x[batch]), y[batch]).backward()
+                opt.step()
+            sched.step()
     return model.eval()
 
 

@@ -41,7 +41,7 @@ class Attention(nn.Module):
         else:
             attn = (q @ k.transpose(-2, -1)) * self.scale
             out = attn.softmax(dim=-1) @ v
-        return self.proj(out.transpose(1, 2).reshape(b, n, c))
+        return self.proj(out.transpose(1, 2).reshape(b, n, self.heads * self.head_dim))
 
 
 class Block(nn.Module):

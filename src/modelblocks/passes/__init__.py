@@ -21,7 +21,8 @@ PIPELINE: tuple[str, ...] = (
     "schedule",
 )
 
-ALL_PASSES = frozenset(PIPELINE)
+# passes that can also be named in compile(passes=...); sparsify normally runs through compile(sparse=...)
+ALL_PASSES = frozenset(PIPELINE) | {"sparsify"}
 
 
 def get_pass(name: str) -> Callable[[Graph], Graph]:

@@ -117,11 +117,15 @@ def params_from_range(lo: float, hi: float, qmin: int = QMIN, qmax: int = QMAX) 
 
 
 def symmetric_scales(w: np.ndarray, axis: int = 0, qmax: int = QMAX) -> np.ndarray:
-    """Per-channel symmetric scales (float32 values) along `axis`: max|w| / 127, 1.0 for an all-zero channel."""
+    """Per-channel symmetric scales (float32 values) along `axis`: max|w| / 127. An all-zero channel
+    (pruned) takes the median scale of the others, so that its bias, quantized at s_in * s_w, keeps
+    the precision of its neighbours' biases (1.0 when every channel is zero)."""
     w = np.asarray(w, dtype=np.float64)
     other = tuple(d for d in range(w.ndim) if d != axis)
     amax = np.max(np.abs(w), axis=other) if other else np.abs(w)
-    scales = np.where(amax > 0, amax / qmax, 1.0)
+    live = amax[amax > 0]
+    fill = float(np.median(live)) / qmax if live.size else 1.0
+    scales = np.where(amax > 0, amax / qmax, fill)
     return scales.astype(np.float32)
 
 
