@@ -172,8 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", metavar="NPZ", help="training samples (and labels) for data-aware pruning and --finetune")
     p.add_argument("--calibration", metavar="NPZ", help="int8 calibration samples (default: 256 of --train or --data)")
     p.add_argument("--ranks", default="", metavar="LIST",
-                   help="low-rank settings (data-aware on --train): energy levels in (0, 1), integer ranks, and/or "
-                        "weight budgets bFRACTION, e.g. 0.99,0.95 or 8,16 or b0.5,b0.3")
+                   help="low-rank settings (data-aware on --train): energy levels in (0, 1), integer ranks, weight "
+                        "budgets bFRACTION, or per-layer ranks GLOB=D (several joined by +), e.g. 0.99,0.95 or 8,16 "
+                        "or b0.5,b0.3 or 'blocks.*.mlp.*=16,blocks.*.mlp.*=8+head=4'")
     p.add_argument("--sparsity", default="", metavar="LIST", help="weight sparsities, e.g. 0.5,0.7,0.9")
     p.add_argument("--channels", default="", metavar="LIST",
                    help="fractions of neurons/channels removed, e.g. 0.25,0.5")
@@ -518,6 +519,10 @@ def _number_list(text: str, option: str, kind=float) -> list:
     values = []
     for item in filter(None, (t.strip() for t in text.split(","))):
         try:
+            if kind == "rank" and "=" in item:  # per-layer ranks: GLOB=D, several joined by '+'
+                pairs = [part.rsplit("=", 1) for part in item.split("+")]
+                values.append(tuple((glob.strip(), int(d)) for glob, d in pairs))
+                continue
             if kind == "rank" and item.startswith("b"):
                 float(item[1:])
                 values.append(item)

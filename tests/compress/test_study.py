@@ -38,6 +38,7 @@ def test_settings_grid_and_axes():
     assert setting_name(Setting(1, 0.25, 0.5, 0.9, 0.5)) == \
         "-1 layer + channels -25% + heads -50% + rank e=0.9 + sparsity 50%"
     assert setting_name(Setting(rank="b0.3")) == "rank budget 30%"
+    assert setting_name(Setting(rank=(("net.1", 8), ("net.3", 4)))) == "rank net.1=8,net.3=4"
     with pytest.raises(InputError, match="precision 'int4'"):
         StudySpec(precisions=["int4"]).check()
 
@@ -78,15 +79,19 @@ def test_cli_study_writes_csv_json_plots_and_the_best_point(setup, tmp_path, cap
     out = tmp_path / "study"
     args = [f"{tmp_path / 'net.py'}:Net", "-w", str(tmp_path / "mlp.pth"), "-s", "1,1,8,8",
             "--data", str(tmp_path / "eval.npz"), "--train", str(tmp_path / "train.npz"),
-            "--channels", "0.25", "--precision", "float32,int8", "--code", "host",
+            "--channels", "0.25", "--ranks", "net.1=8+net.3=6", "--combine", "axes",
+            "--precision", "float32,int8", "--code", "host",
             "--target", "stm32h723zg", "--max-accuracy-drop", "1.0", "-o", str(out)]
     assert main(["study", *args]) == 0
     text = capsys.readouterr().out
     points = read_csv(out / "study.csv")
-    assert len(points) == 4
+    assert len(points) == 6
+    ranked = next(p for p in points if p.name == "rank net.1=8,net.3=6, float32")
+    base = next(p for p in points if p.baseline)
+    # net.1 (64x64) -> 8 (64+64) weights, net.3 (32x64) -> 6 (64+32); biases unchanged
+    assert base.params - ranked.params == (64 * 64 - 8 * 128) + (32 * 64 - 6 * 96)
     saved = json.loads((out / "study.json").read_text())
     best = next(p for p in points if p.name == saved["best"])
-    base = next(p for p in points if p.baseline)
     qualifying = [p for p in points if 100 * (base.accuracy - p.accuracy) <= 1.0 + 1e-9]
     assert best.flash_bytes == min(p.flash_bytes for p in qualifying)
     assert f"best point: {best.name}" in text

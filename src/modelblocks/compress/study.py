@@ -6,7 +6,8 @@ Axes (each a list; 0 / None means "not applied"):
 - `channels`: fraction of neurons/channels removed per prunable layer (compress.structured),
 - `heads`: fraction of attention heads removed per attention (compress.heads),
 - `ranks`: low-rank factorization (data-aware, on the training data): an energy level in (0, 1)
-  (e.g. 0.99), an integer rank d, or "b0.5" (a budget: half the weights of the factored layers),
+  (e.g. 0.99), an integer rank d for every layer, per-layer ranks (("blocks.*.mlp.*", 16), ...),
+  or "b0.5" (a budget: half the weights of the factored layers),
 - `sparsity`: fraction of weights zeroed by magnitude (compress.unstructured, global),
 - `precisions`: float32, int8-weights, int8.
 With `combine="grid"` every combination is a point; with "axes" each axis is swept alone (the
@@ -79,9 +80,11 @@ class StudySpec:
         for r in self.ranks:
             rank_ok = isinstance(r, (int, np.integer)) and not isinstance(r, bool) and r >= 1
             energy_ok = isinstance(r, float) and 0 < r <= 1
-            if r is not None and not rank_ok and not energy_ok and not _is_budget(r):
-                raise InputError(f"rank setting {r!r}: an energy level in (0, 1], an integer rank >= 1, or b<fraction> "
-                                 "(a weight budget, e.g. b0.5)")
+            per_layer = isinstance(r, tuple) and r and all(isinstance(g, str) and isinstance(d, int) and d >= 1
+                                                           for g, d in r)
+            if r is not None and not rank_ok and not energy_ok and not _is_budget(r) and not per_layer:
+                raise InputError(f"rank setting {r!r}: an energy level in (0, 1], an integer rank >= 1, b<fraction> "
+                                 "(a weight budget, e.g. b0.5), or per-layer ranks ((glob, d), ...)")
         for s in list(self.sparsity) + list(self.channels) + list(self.heads):
             if not 0.0 <= s < 1.0:
                 raise InputError(f"sparsity, channel and head fractions must be in [0, 1), got {s}")
@@ -163,6 +166,9 @@ def setting_name(setting: Setting) -> str:
 
 
 def _rank_text(rank, short: bool) -> str:
+    if isinstance(rank, tuple):
+        text = ",".join(f"{g}={d}" for g, d in rank)
+        return f"rank {text}" if short else text
     if isinstance(rank, str):
         return f"rank budget {float(rank[1:]):.0%}" if short else f"budget {float(rank[1:]):g}"
     if isinstance(rank, float):
@@ -186,7 +192,9 @@ def compress_model(model: nn.Module, example_inputs, setting: Setting, data: Stu
         current = prune_heads(current.model, example_inputs, amount=heads, data=data.fit_data)
         changes += current.changes
     if rank is not None:
-        if isinstance(rank, str):  # "b0.5": a budget of half the weights
+        if isinstance(rank, tuple):  # ((glob, d), ...): rank d for the layers each glob names, others dense
+            kind = {"rank": dict(rank)}
+        elif isinstance(rank, str):  # "b0.5": a budget of half the weights
             kind = {"budget": float(rank[1:])}
         else:
             kind = {"energy": rank} if isinstance(rank, float) else {"rank": int(rank)}
