@@ -254,3 +254,22 @@ def test_format_study_table_and_best_line():
     assert "fits stm32l476rg" in given[-1]
     none = format_study(pts, None, board=get_board("tiny=64K,16K"), max_drop=1.0)
     assert none.splitlines()[-1].startswith("no point fits tiny: every one is too big")
+
+
+def test_study_json_is_strict_json():
+    """A point whose outputs overflowed has an infinite output error and no score: the saved JSON
+    holds null there (json.dumps would otherwise write Infinity/NaN, which strict readers reject),
+    and NumPy scalars become plain numbers with the same value."""
+    import json
+
+    from modelblocks.reports.study import study_json
+
+    good = pt("float32", 300, 0.97, baseline=True)
+    bad = pt("overflow", 100, float("nan"))
+    bad.output_rel_l2 = float("inf")
+    bad.macs = np.int64(123)
+    sel = select_best([good, bad])
+    text = json.dumps(study_json([good, bad], sel), allow_nan=False)
+    rows = json.loads(text)["points"]
+    assert rows[1]["output_rel_l2"] is None and rows[1]["accuracy"] is None and rows[1]["macs"] == 123
+    assert rows[0]["accuracy"] == 0.97 and rows[0]["output_rel_l2"] == good.output_rel_l2

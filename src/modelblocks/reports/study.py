@@ -401,7 +401,7 @@ def plot_study(points, out_dir: str | Path, title: str = "", board: Board | None
         what = "flash" if x == "flash_bytes" else "MACs"
         ax.set_title(f"{title + ': ' if title else ''}{ylabel.replace(' (%)', '')} vs {what}")
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(loc="lower right", fontsize=7)
+        ax.legend(loc="best", fontsize=7)
         fig.tight_layout()
         path = out_dir / fname
         fig.savefig(path, format="png")
@@ -473,9 +473,15 @@ def to_dicts(points) -> list[dict]:
 
 
 def study_json(points, selection: Selection) -> dict:
-    """The points, the best point's name (or None) and why, as `modelblocks study` saves them."""
-    return {"points": to_dicts(points), "best": selection.point.name if selection.point else None,
-            "reason": selection.reason}
+    """The points, the best point's name (or None) and why, as `modelblocks study` saves them: plain
+    JSON values (a NumPy scalar becomes a Python number; NaN or infinity, e.g. the output error of a
+    point whose outputs overflowed, becomes null, which strict JSON readers accept)."""
+    def plain(value):
+        if hasattr(value, "item"):
+            value = value.item()
+        return None if isinstance(value, float) and not math.isfinite(value) else value
+    rows = [{k: plain(v) for k, v in row.items()} for row in to_dicts(points)]
+    return {"points": rows, "best": selection.point.name if selection.point else None, "reason": selection.reason}
 
 
 def save_study(points, selection: Selection, out_dir: str | Path, title: str = "",
