@@ -94,3 +94,31 @@ def check_model(model: torch.nn.Module, inputs: Sequence[torch.Tensor] | torch.T
 
 def op_model(fn: Callable, **buffers: torch.Tensor) -> torch.nn.Module:
     return Lambda(fn, **buffers).eval()
+
+
+def assert_int8_exact(model: torch.nn.Module, xs: tuple, calibration, *, ops: Sequence[str], min_sqnr: float,
+                      sanitize: bool = False):
+    """Compile `model` with int8 on `calibration`, then assert: every op in `ops` is in the graph, the
+    C equals the NumPy interpreter bit for bit (also as a stand-alone program under ASan/UBSan when
+    `sanitize`), and each dequantized output's SQNR against PyTorch is at least `min_sqnr` dB.
+    Returns the compiled model and its op counts."""
+    from modelblocks.quant import arith  # noqa: PLC0415
+
+    compiled = modelblocks.compile(model.eval(), xs, quantize="int8", calibration=calibration)
+    counts = compiled.graph.ops_count()
+    for name in ops:
+        assert counts.get(name, 0) >= 1, counts
+    arrays = [t.numpy() for t in xs]
+    ref = compiled.run_reference(arrays)
+    for r, c in zip(ref, compiled.run_c(arrays)):
+        np.testing.assert_array_equal(c, r)
+    if sanitize:
+        for r, s in zip(ref, compiled.run_sanitized(arrays)):
+            np.testing.assert_array_equal(s, r)
+    with torch.no_grad():
+        expected = model(*xs)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    for e, r in zip(expected, ref):
+        sqnr = arith.sqnr_db(e.numpy(), r)
+        assert sqnr >= min_sqnr, f"SQNR {sqnr:.1f} dB < {min_sqnr} dB"
+    return compiled, counts

@@ -26,7 +26,7 @@ from modelblocks.ops.q_lut import lut_table
 from modelblocks.ops.q_softmax import exp_table
 from modelblocks.ops.registry import get_op
 from modelblocks.quant import arith
-from helpers import op_model
+from helpers import assert_int8_exact, op_model
 
 
 def _calibration(xs, n):
@@ -39,28 +39,10 @@ def _calibration(xs, n):
 
 
 def _assert_int8_exact(model, x, *, op, min_sqnr, sanitize=False, calib_n=24, calib=None):
-    """Compile with int8, assert the op(s) are there, C == interpreter bit for bit, SQNR vs torch."""
+    """helpers.assert_int8_exact, calibrated on `calib` or `calib_n` random batches like `x`."""
     xs = x if isinstance(x, tuple) else (x,)
-    compiled = modelblocks.compile(model.eval(), xs, quantize="int8",
-                                   calibration=calib if calib is not None else _calibration(xs, calib_n))
-    ops = compiled.graph.ops_count()
-    for name in (op,) if isinstance(op, str) else op:
-        assert ops.get(name, 0) >= 1, ops
-    arrays = [t.numpy() for t in xs]
-    ref = compiled.run_reference(arrays)
-    got = compiled.run_c(arrays)
-    for r, c in zip(ref, got):
-        np.testing.assert_array_equal(c, r)
-    if sanitize:
-        for r, s in zip(ref, compiled.run_sanitized(arrays)):
-            np.testing.assert_array_equal(s, r)
-    with torch.no_grad():
-        expected = model(*xs)
-    expected = expected if isinstance(expected, tuple) else (expected,)
-    for e, r in zip(expected, ref):
-        sqnr = arith.sqnr_db(e.numpy(), r)
-        assert sqnr >= min_sqnr, f"SQNR {sqnr:.1f} dB < {min_sqnr} dB"
-    return compiled, ops
+    return assert_int8_exact(model, xs, calib if calib is not None else _calibration(xs, calib_n),
+                             ops=(op,) if isinstance(op, str) else op, min_sqnr=min_sqnr, sanitize=sanitize)
 
 
 def _grid_check(c, x, op, fn, min_equal=0.9):

@@ -20,7 +20,7 @@ from modelblocks.ir.graph import Graph, Node, Tensor
 from modelblocks.ir.verify import verify
 from modelblocks.ops.registry import get_op
 from modelblocks.quant import arith
-from helpers import op_model
+from helpers import assert_int8_exact, op_model
 
 SQNR_DB = 30.0  # one int8 layer with random weights and calibrated ranges
 
@@ -32,25 +32,9 @@ def _calibration(xs, n):
 
 
 def _run_int8(model, x, *, op: str, sanitize: bool = False, calib_n: int = 16, min_sqnr: float = SQNR_DB):
-    """Compile with int8, assert the op is there, C == interpreter bit for bit, SQNR vs torch."""
+    """helpers.assert_int8_exact, calibrated on `x` and `calib_n` - 1 random batches like it."""
     xs = x if isinstance(x, tuple) else (x,)
-    calib = _calibration(xs, calib_n)
-    compiled = modelblocks.compile(model.eval(), xs, quantize="int8", calibration=calib)
-    ops = compiled.graph.ops_count()
-    assert ops.get(op, 0) >= 1, ops
-    arrays = [t.numpy() for t in xs]
-    ref = compiled.run_reference(arrays)
-    got = compiled.run_c(arrays)
-    for r, c in zip(ref, got):
-        np.testing.assert_array_equal(c, r)
-    if sanitize:
-        for r, s in zip(ref, compiled.run_sanitized(arrays)):
-            np.testing.assert_array_equal(s, r)
-    with torch.no_grad():
-        expected = model(*xs).numpy()
-    sqnr = arith.sqnr_db(expected, ref[0])
-    assert sqnr >= min_sqnr, f"SQNR {sqnr:.1f} dB < {min_sqnr} dB"
-    return compiled, ops
+    return assert_int8_exact(model, xs, _calibration(xs, calib_n), ops=(op,), min_sqnr=min_sqnr, sanitize=sanitize)
 
 
 # -- linear ---------------------------------------------------------------------------------------

@@ -59,13 +59,18 @@ class Block(nn.Module):
 
 class TinyViT(nn.Module):
     def __init__(self, image_size: int = 32, patch: int = 8, in_channels: int = 3, dim: int = 64, depth: int = 2,
-                 heads: int = 4, mlp_ratio: int = 2, num_classes: int = 6):
+                 heads: int = 4, mlp_ratio: int = 2, num_classes: int = 6, sdpa_blocks: str = "odd"):
+        """`sdpa_blocks`: "odd" writes attention through F.scaled_dot_product_attention in blocks 1, 3, ...
+        and by hand in the others (both forms in one model); "none" writes every block by hand."""
         super().__init__()
+        if sdpa_blocks not in ("odd", "none"):
+            raise ValueError(f"sdpa_blocks must be 'odd' or 'none', got {sdpa_blocks!r}")
         self.patch_embed = PatchEmbed(in_channels, dim, patch)
         num_patches = (image_size // patch) ** 2
         self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
         self.pos_embed = nn.Parameter(torch.randn(1, num_patches + 1, dim) * 0.02)
-        self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, use_sdpa=(i % 2 == 1)) for i in range(depth))
+        self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, use_sdpa=sdpa_blocks == "odd" and i % 2 == 1)
+                                    for i in range(depth))
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, num_classes)
 

@@ -24,8 +24,8 @@ from ..ir.dtypes import DType
 from ..quant import arith
 from ..quant.lowering import lowers
 from .conv import _conv_out_size
-from .q_linear import (Q_ATTRS, XW_MAX, acc_bound_ok, bias_bound, check_q_attrs, check_tables, finish, input_params,
-                       multipliers_fit, output_params_ok, quantized_bias_abs)
+from .q_linear import (Q_ATTRS, XW_MAX, acc_bound_ok, bias_bound, check_q_attrs, check_tables, finish,
+                       lower_weighted)
 from .registry import Attr, OpDef, numel, register
 
 
@@ -137,40 +137,17 @@ register(OpDef(
 @lowers("conv")
 def _lower_conv(q, node) -> bool:
     x, w, b = node.inputs
-    y = node.outputs[0]
     if not q.is_constant(w) or (b and not q.is_constant(b)):
         return False
     wt = q.float_tensor(w)
     nsp = len(node.attrs["stride"])
     if nsp not in (1, 2) or len(wt.shape) != nsp + 2:
         return False
-    cout = wt.shape[0]
-    try:
-        s_in, _zp = input_params(q, x)
-    except (KeyError, ValueError):
+    layer = lower_weighted(q, node, numel(wt.shape[1:]))
+    if layer is None:
         return False
-    p_out = q.params(y)
-    if not output_params_ok(p_out):
-        return False
-    w_scales = arith.symmetric_scales(q.constant_data(w), 0).astype(np.float64)
-    acc_scales = s_in * w_scales
-    if not multipliers_fit(acc_scales / float(p_out.scale[0])):
-        return False
-    bias_abs = quantized_bias_abs(q, b, acc_scales)
-    if bias_abs is None or not acc_bound_ok(numel(wt.shape[1:]), XW_MAX, bias_abs):
-        return False
-
-    xq = q.int8(x)
-    s_in, in_zp = q.qparams(xq)
-    wq, scales = q.weight(w, axis=0)
-    acc_scales = float(s_in) * scales.astype(np.float64)
-    bias = q.bias(b or None, acc_scales, cout)
-    mult, shift = q.requant_tables(acc_scales / float(p_out.scale[0]))
-    yq = q.output(y)
-    lo, hi = q.clamp_range(node, yq)
     a = node.attrs
-    q.emit("q_conv", [xq, wq, bias, mult, shift], [yq],
+    q.emit("q_conv", layer.inputs, [layer.output],
            {"stride": tuple(a["stride"]), "padding": tuple(a["padding"]), "dilation": tuple(a["dilation"]),
-            "groups": int(a.get("groups", 1)), "in_zp": int(in_zp), "out_zp": int(q.qparams(yq)[1]),
-            "act_min": lo, "act_max": hi})
+            "groups": int(a.get("groups", 1)), **layer.attrs})
     return True

@@ -18,6 +18,7 @@ shared with q_conv.py and q_matmul.py.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -162,40 +163,58 @@ register(OpDef(
 ))
 
 
-@lowers("linear")
-def _lower_linear(q, node) -> bool:
+@dataclass
+class WeightedLayer:
+    """The int8 inputs and attributes a lowered linear / conv node shares (`lower_weighted`)."""
+
+    inputs: list  # [xq, wq, bias, mult, shift]
+    output: str
+    attrs: dict  # in_zp, out_zp, act_min, act_max
+
+
+def lower_weighted(q, node, reduce_len: int) -> WeightedLayer | None:
+    """int8 weights (symmetric per output channel), int32 bias and requantization tables for a
+    linear or conv node whose weight (and bias) are constants; `reduce_len` is the number of
+    products summed per output. None when the layer must stay float32: unknown input range,
+    output parameters or multipliers out of range, or an accumulator that could overflow."""
     x, w, b = node.inputs
     y = node.outputs[0]
-    if not q.is_constant(w) or (b and not q.is_constant(b)):
-        return False  # an activation as weight is a matmul's job; keep this one in float
-    wt = q.float_tensor(w)
-    if len(wt.shape) != 2:
-        return False
-    out_features, in_features = wt.shape
     try:
         s_in, _zp = input_params(q, x)
     except (KeyError, ValueError):
-        return False
+        return None
     p_out = q.params(y)
     if not output_params_ok(p_out):
-        return False
-    w_scales = arith.symmetric_scales(q.constant_data(w), 0).astype(np.float64)
-    acc_scales = s_in * w_scales
-    reals = acc_scales / float(p_out.scale[0])
-    if not multipliers_fit(reals):
-        return False
+        return None
+    acc_scales = s_in * arith.symmetric_scales(q.constant_data(w), 0).astype(np.float64)
+    if not multipliers_fit(acc_scales / float(p_out.scale[0])):
+        return None
     bias_abs = quantized_bias_abs(q, b, acc_scales)
-    if bias_abs is None or not acc_bound_ok(in_features, XW_MAX, bias_abs):
-        return False
+    if bias_abs is None or not acc_bound_ok(reduce_len, XW_MAX, bias_abs):
+        return None
 
     xq = q.int8(x)
     s_in, in_zp = q.qparams(xq)
     wq, scales = q.weight(w, axis=0)
     acc_scales = float(s_in) * scales.astype(np.float64)
-    bias = q.bias(b or None, acc_scales, out_features)
+    bias = q.bias(b or None, acc_scales, q.float_tensor(w).shape[0])
     mult, shift = q.requant_tables(acc_scales / float(p_out.scale[0]))
     yq = q.output(y)
     lo, hi = q.clamp_range(node, yq)
-    q.emit("q_linear", [xq, wq, bias, mult, shift], [yq],
-           {"in_zp": int(in_zp), "out_zp": int(q.qparams(yq)[1]), "act_min": lo, "act_max": hi})
+    return WeightedLayer([xq, wq, bias, mult, shift], yq,
+                         {"in_zp": int(in_zp), "out_zp": int(q.qparams(yq)[1]), "act_min": lo, "act_max": hi})
+
+
+@lowers("linear")
+def _lower_linear(q, node) -> bool:
+    x, w, b = node.inputs
+    if not q.is_constant(w) or (b and not q.is_constant(b)):
+        return False  # an activation as weight is a matmul's job; keep this one in float
+    wt = q.float_tensor(w)
+    if len(wt.shape) != 2:
+        return False
+    layer = lower_weighted(q, node, wt.shape[1])
+    if layer is None:
+        return False
+    q.emit("q_linear", layer.inputs, [layer.output], layer.attrs)
     return True
