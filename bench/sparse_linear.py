@@ -1,6 +1,7 @@
 """Dense vs CSR (sparse) Linear kernels on the Cortex-M7 in QEMU: exact instructions of the layer, per
 dense MAC, at 30/50/70/90 % unstructured sparsity, float32 and int8; `--fit` also fits the per-MAC /
-per-nonzero / per-output costs that passes/sparsify.py uses (FLOAT_COSTS, INT8_COSTS).
+per-nonzero / per-output costs that passes/sparsify.py uses, against the reference dense kernels
+(FLOAT_COSTS, INT8_COSTS) and the optimised ones (FLOAT_OPT_COSTS, INT8_OPT_COSTS).
 
     .venv/bin/python bench/sparse_linear.py [--size 256] [--fit]
 
@@ -52,15 +53,16 @@ class Layers(nn.Module):
         return tuple(fc(x[..., :i]) if i < x.shape[-1] else fc(x) for fc, (i, _, _) in zip(self.fcs, self.specs))
 
 
-def measure(specs, dtype: str, rows: int = 1) -> list[dict]:
-    """Per spec: the dense layer's instructions (sparse='off') and the sparse layer's (sparse='always')."""
+def measure(specs, dtype: str, rows: int = 1, kernels: str = "optimized") -> list[dict]:
+    """Per spec: the dense layer's instructions (sparse='off', on the `kernels` kernels) and the sparse
+    layer's (sparse='always')."""
     width = max(i for i, _, _ in specs)
     model = Layers(specs).eval()
     x = torch.randn(rows, width)
     kw = {"quantize": "int8", "calibration": torch.randn(64 * rows, width)} if dtype == "int8" else {}
     counts = {}
     for mode in ("off", "always"):
-        compiled = modelblocks.compile(model, (x,), sparse=mode, **kw)
+        compiled = modelblocks.compile(model, (x,), sparse=mode, kernels=kernels, **kw)
         sim = compiled.simulate([x.numpy()], target="cortex-m7")
         ref = compiled.run_reference([x.numpy()])
         for got, want in zip(sim.outputs[0], ref):  # the counts are of a correct run
@@ -116,18 +118,19 @@ def main() -> None:
     if args.fit:
         sizes = (64, 128, 256)
         specs = [(i, o, s) for i in sizes for o in sizes for s in (0.0, *SPARSITIES)]
-        for dtype, const in (("float32", "FLOAT_COSTS"), ("int8", "INT8_COSTS")):
-            results = [r for r in measure(specs, dtype)]
-            c = fit(results)
-            worst = max(abs(r["dense"] - (r["out"] * (r["in"] * c["per_mac"] + c["per_output"]) + c["call_dense"]))
-                        / r["dense"] for r in results)
-            worst_s = max(abs(r["sparse"] - (r["nnz"] * c["per_nonzero"] + r["out"] * c["sparse_per_output"]
-                                             + c["call_sparse"])) / r["sparse"]
-                          for r in results if r["sparse_op"] in SPARSE_OPS)
-            print(f"{const} = Costs(per_mac={c['per_mac']:.3f}, per_output={c['per_output']:.2f}, "
-                  f"per_nonzero={c['per_nonzero']:.3f}, sparse_per_output={c['sparse_per_output']:.2f})"
-                  f"  # call overhead {c['call_dense']:.0f} / {c['call_sparse']:.0f} insns; fit within "
-                  f"{100 * worst:.2f} % (dense) / {100 * worst_s:.2f} % (sparse)")
+        for dtype, const in (("float32", "FLOAT"), ("int8", "INT8")):
+            for kernels, suffix in (("reference", "_COSTS"), ("optimized", "_OPT_COSTS")):
+                results = measure(specs, dtype, kernels=kernels)
+                c = fit(results)
+                worst = max(abs(r["dense"] - (r["out"] * (r["in"] * c["per_mac"] + c["per_output"]) + c["call_dense"]))
+                            / r["dense"] for r in results)
+                worst_s = max(abs(r["sparse"] - (r["nnz"] * c["per_nonzero"] + r["out"] * c["sparse_per_output"]
+                                                 + c["call_sparse"])) / r["sparse"]
+                              for r in results if r["sparse_op"] in SPARSE_OPS)
+                print(f"{const}{suffix} = Costs(per_mac={c['per_mac']:.3f}, per_output={c['per_output']:.2f}, "
+                      f"per_nonzero={c['per_nonzero']:.3f}, sparse_per_output={c['sparse_per_output']:.2f})"
+                      f"  # call overhead {c['call_dense']:.0f} / {c['call_sparse']:.0f} insns; fit within "
+                      f"{100 * worst:.2f} % (dense) / {100 * worst_s:.2f} % (sparse)", flush=True)
 
 
 if __name__ == "__main__":

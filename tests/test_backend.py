@@ -51,7 +51,7 @@ def test_weights_are_const_and_exact():
         model.bias.copy_(torch.tensor([1e-45, 7.0]))
     compiled = modelblocks.compile(model, (torch.zeros(1, 3),))
     weights = compiled.source.files["model_weights.c"]
-    assert "const float model_weight[6] = {" in weights
+    assert "const float model_weight[6] MODEL_WEIGHT_ALIGN = {" in weights
     assert "1e-07f" in weights and "-0.0f" in weights and "3.4028235e+38f" in weights and "1e-45f" in weights
 
 

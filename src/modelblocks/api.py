@@ -146,7 +146,7 @@ class Quantization:
 def compile(model, example_inputs: Sequence | None = None, *, name: str = "model", prefix: str | None = None,
             passes: Sequence[str] = PIPELINE, arena_section: str = "", arena_alignment: int = 16,
             quantize: str | None = None, calibration=None, observer: str | None = None,
-            keep_float: Sequence[str] = (), sparse: str = "auto") -> CompiledModel:
+            keep_float: Sequence[str] = (), sparse: str = "auto", kernels: str = "optimized") -> CompiledModel:
     """Capture `model` (an nn.Module in eval mode, or a torch.export ExportedProgram), optimise its
     IR and generate C. `example_inputs` is a tensor or tuple of tensors with the deployment shapes.
 
@@ -156,7 +156,9 @@ def compile(model, example_inputs: Sequence | None = None, *, name: str = "model
     globs to keep in float32. `quantize="int8-weights"` stores linear/conv/embedding weights in int8 and keeps
     float32 activations (no calibration needed). `sparse`: "auto" stores a linear / int8 linear layer's
     weight in CSR when that saves flash and instructions (passes/sparsify.py), "off" never, "always"
-    whenever a weight is zero (for tests)."""
+    whenever a weight is zero (for tests). `kernels`: "optimized" runs each layer on the fastest C kernel
+    that fits it (Armv7E-M DSP instructions, im2col, register tiling; passes/select_kernels.py),
+    "reference" on the plain portable kernels (the oracle; no scratch buffers)."""
     import torch  # noqa: PLC0415
 
     from .frontend.torch_export import export_model, from_exported_program  # noqa: PLC0415
@@ -179,6 +181,8 @@ def compile(model, example_inputs: Sequence | None = None, *, name: str = "model
         raise InputError(f"quantize must be one of {list(QUANTIZE_MODES)} or None, got {quantize!r}")
     if sparse not in ("auto", "off", "always"):
         raise InputError(f"sparse must be 'auto', 'off' or 'always', got {sparse!r}")
+    if kernels not in ("optimized", "reference"):
+        raise InputError(f"kernels must be 'optimized' or 'reference', got {kernels!r}")
     if isinstance(keep_float, str):
         keep_float = (keep_float,)
     if quantize is None and (calibration is not None or keep_float or observer):
@@ -192,8 +196,12 @@ def compile(model, example_inputs: Sequence | None = None, *, name: str = "model
     if sparse != "off":  # last: it needs the final (quantized) weights
         from .passes import sparsify  # noqa: PLC0415
 
-        graph = sparsify.run(graph, mode=sparse)
+        graph = sparsify.run(graph, mode=sparse, kernels=kernels)
         verify_graph(graph, after="sparsify")
+    from .passes import select_kernels  # noqa: PLC0415
+
+    graph = select_kernels.run(graph, mode=kernels)  # last: variants depend on the final ops and shapes
+    verify_graph(graph, after="select_kernels")
     attr = f'__attribute__((section("{arena_section}")))' if arena_section else ""
     return CompiledModel(graph, prefix=prefix or name, arena_attr=attr,
                          torch_model=torch_model, arena_alignment=arena_alignment,

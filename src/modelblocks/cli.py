@@ -70,6 +70,9 @@ def _quantize_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sparse", choices=["auto", "off", "always"], default="auto",
                    help="CSR storage of pruned linear weights: auto (default: where it saves flash and "
                         "instructions), off, always (wherever a weight is zero)")
+    p.add_argument("--kernels", choices=["optimized", "reference"], default="optimized",
+                   help="C kernels: optimized (default: Armv7E-M DSP instructions, im2col, register tiling, "
+                        "portable elsewhere) or reference (the plain loops the optimised kernels are tested against)")
 
 
 def _verify_options(p: argparse.ArgumentParser, runs: int) -> None:
@@ -317,7 +320,7 @@ def _compile(loaded, args, name="model", prefix=None, arena_section=""):
     elif getattr(args, "calibration", None) or getattr(args, "keep_float", None) or getattr(args, "observer", None):
         raise InputError("--calibration, --observer and --keep-float need --quantize")
     return mb_compile(loaded.model, loaded.example_inputs, name=name, prefix=prefix, arena_section=arena_section,
-                      sparse=getattr(args, "sparse", "auto"), **quant)
+                      sparse=getattr(args, "sparse", "auto"), kernels=getattr(args, "kernels", "optimized"), **quant)
 
 
 COMPILE_TARGETS = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55", "stm32h723zg")

@@ -19,6 +19,7 @@ from modelblocks.ir.dtypes import DType
 from modelblocks.ir.graph import Graph, Node, Tensor
 from modelblocks.ir.verify import verify
 from modelblocks.ops.registry import get_op
+from modelblocks.passes import select_kernels
 from modelblocks.quant import arith
 from helpers import assert_int8_exact, op_model
 
@@ -103,8 +104,11 @@ def test_q_conv(name):
     assert set(ops) <= {"quantize", "dequantize", "q_conv"}, ops
     node = next(n for n in compiled.graph.nodes if n.op == "q_conv")
     assert node.attrs["groups"] == kw.get("groups", 1)
-    depthwise = kw.get("groups", 1) == shape[1]
-    kernel = "mb_q_depthwise_conv_s8(" if depthwise else "mb_q_conv_s8("
+    # compile() picks the optimised kernels (tests/quant/test_int8_kernels.py); the reference ones run in
+    # test_kernels_bit_exact_on_edge_parameters below
+    groups = kw.get("groups", 1)
+    assert node.kernel == ("rows" if groups == 1 else "depthwise" if groups == shape[1] else "")  # grouped: reference
+    kernel = {"rows": "mb_q_conv_s8_rows(", "depthwise": "mb_q_depthwise_conv_s8_rows(", "": "mb_q_conv_s8("}[node.kernel]
     assert kernel in compiled.source.files["model.c"]
     if act:  # the ReLU floor (real 0) became the int8 clamp
         assert node.attrs["act_min"] == node.attrs["out_zp"]
@@ -250,7 +254,7 @@ def test_kernels_bit_exact_on_edge_parameters():
                       {"a_zp": in_zp, "b_zp": 0 if abs(in_zp) > 100 else -out_zp, "out_zp": out_zp, "mult": mult,
                        "shift": shift, "act_min": lo, "act_max": hi}))
     g, feeds = _graph(specs, rng)
-    compiled = CompiledModel(g)
+    compiled = CompiledModel(g)  # the graph as built: every node on its reference kernel
     code = compiled.source.files["model.c"]
     assert "mb_q_depthwise_conv_s8(" in code and "mb_q_conv_s8(" in code  # both conv kernels run
     ref = compiled.run_reference(feeds)
@@ -261,6 +265,11 @@ def test_kernels_bit_exact_on_edge_parameters():
             assert len(np.unique(r)) > 4, g.nodes[k].name
     for r, s in zip(ref, compiled.run_sanitized(feeds)):
         np.testing.assert_array_equal(s, r)
+    # the same edge parameters (zero points at both ends, clamps, multipliers above 1) on the optimised kernels
+    optimized = CompiledModel(select_kernels.run(g))
+    assert set(select_kernels.kernel_counts(optimized.graph)) == {"q_linear/gemm", "q_conv/rows", "q_conv/depthwise"}
+    for r, c in zip(ref, optimized.run_sanitized(feeds)):
+        np.testing.assert_array_equal(c, r)
 
 
 def test_kernels_bit_exact_at_accumulator_limits():

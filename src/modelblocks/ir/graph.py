@@ -67,6 +67,7 @@ class Node:
     attrs: dict[str, AttrValue] = field(default_factory=dict)
     scope: str = ""  # module path the node came from, e.g. "blocks.0.attn"
     source: str = ""  # user's source line, e.g. "model.py:42"
+    kernel: str = ""  # the op's C kernel variant (passes/select_kernels.py); "" is the reference kernel
 
     def attr(self, key: str) -> AttrValue:
         return self.attrs[key]

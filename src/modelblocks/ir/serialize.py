@@ -59,7 +59,8 @@ def save_graph(graph: Graph, directory: str | Path) -> Path:
         "tensors": tensors,
         "nodes": [
             {"name": n.name, "op": n.op, "inputs": list(n.inputs), "outputs": list(n.outputs),
-             "attrs": {k: _attr_to_json(v) for k, v in n.attrs.items()}, "scope": n.scope, "source": n.source}
+             "attrs": {k: _attr_to_json(v) for k, v in n.attrs.items()}, "scope": n.scope, "source": n.source,
+             **({"kernel": n.kernel} if n.kernel else {})}
             for n in graph.nodes
         ],
     }
@@ -102,5 +103,6 @@ def _graph_from_doc(doc: dict, path: Path) -> Graph:
         graph.add_tensor(Tensor(e["name"], shape, dtype, quant, data))
     for n in doc["nodes"]:
         graph.nodes.append(Node(n["name"], n["op"], tuple(n["inputs"]), tuple(n["outputs"]),
-                                {k: _attr_from_json(v) for k, v in n["attrs"].items()}, n["scope"], n["source"]))
+                                {k: _attr_from_json(v) for k, v in n["attrs"].items()}, n["scope"], n["source"],
+                                n.get("kernel", "")))
     return graph

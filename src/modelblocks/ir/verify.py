@@ -1,7 +1,7 @@
 """The graph verifier, run after capture and after every pass.
 
 Checks: unique names, every input defined before use (topological order), no dangling tensor,
-registered ops with well-typed attributes, input counts, and that each node's output shapes and
+registered ops with well-typed attributes, input counts, kernel variants that apply, and that each node's output shapes and
 dtypes are the ones its op's rule infers. Messages name the node, its op, scope and source line,
 and say what to change.
 """
@@ -78,6 +78,15 @@ def verify(graph: Graph, after: str = "") -> None:
             inferred = op.infer(node, [graph.tensors[i] if i else None for i in node.inputs])
         except Exception as exc:  # an op rule rejecting its inputs is a graph error, not a crash
             raise _fail(node, f"shape rule failed: {exc}", after) from exc
+        if node.kernel:
+            try:
+                variant = op.variant(node.kernel)
+            except KeyError as exc:
+                raise _fail(node, str(exc.args[0]), after) from None
+            if not variant.applies(node, [graph.tensors[i] if i else None for i in node.inputs],
+                                   [graph.tensors[o] for o in node.outputs]):
+                raise _fail(node, f"kernel variant {node.kernel!r} does not apply to this node's shapes or "
+                                  "attributes: clear node.kernel (the reference kernel) or run select_kernels", after)
         if len(inferred) != len(node.outputs):
             raise _fail(node, f"op produces {len(inferred)} outputs, node declares {len(node.outputs)}", after)
         for o, (shape, dtype) in zip(node.outputs, inferred):

@@ -179,7 +179,7 @@ def analyze_storage(graph: Graph, inplace: bool = True, alignment: int = 16) -> 
         op = get_op(node.op)
         ins = [tensors[i] if i else None for i in node.inputs]
         outs = [tensors[o] for o in node.outputs]
-        size = op.scratch_bytes(node, ins, outs)
+        size = op.node_scratch_bytes(node, ins, outs)
         if size:
             name = f"{node.name}__scratch"
             scratch[node.name] = name

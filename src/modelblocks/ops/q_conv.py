@@ -25,8 +25,8 @@ from ..quant import arith
 from ..quant.lowering import lowers
 from .conv import _conv_out_size
 from .q_linear import (Q_ATTRS, XW_MAX, acc_bound_ok, bias_bound, check_q_attrs, check_tables, finish,
-                       lower_weighted)
-from .registry import Attr, OpDef, numel, register
+                       fast_acc_ok, lower_weighted, pack_weights, padded8)
+from .registry import Attr, OpDef, Variant, numel, register
 
 
 def _infer(node, ins):
@@ -125,8 +125,106 @@ def _macs(node, ins, outs):
     return numel(outs[0].shape) * numel(ins[1].shape[1:])
 
 
+# -- optimised kernels (mb_q_conv_opt.c) -------------------------------------------------------------
+
+DW_MAX_PAIRS = 66  # MB_Q_DW_MAX_PAIRS in mb_q_conv_opt.h
+
+
+def _geometry(node, ins, outs):
+    """(kh, kw, sw, dh, dw, ow) as the C kernels see them (a 1-D conv is 2-D with H = 1)."""
+    nsp = len(ins[0].shape) - 2
+    pad = (1,) * (2 - nsp)
+    kh, kw = pad + tuple(ins[1].shape[2:])
+    _, sw = pad + tuple(node.attrs["stride"])
+    dh, dw = pad + tuple(node.attrs["dilation"])
+    ow = outs[0].shape[-1]
+    return kh, kw, sw, dh, dw, ow
+
+
+def _ring(node, ins, outs, channels: int, spare: int) -> int:
+    """int16 elements of the ring of input rows: R rows of (padded width + spare) * channels."""
+    kh, kw, sw, dh, dw, ow = _geometry(node, ins, outs)
+    rows = (kh - 1) * dh + 1
+    return rows * ((ow - 1) * sw + (kw - 1) * dw + 1 + spare) * channels
+
+
+def conv_weight_matrix(w: np.ndarray, dw: int) -> np.ndarray:
+    """[cout, cin, (kh,) kw] int8 weights as [cout, K] in the k order of the rows kernel: kernel rows
+    i, within a row the taps j and channels c (c fastest; one segment per row when dw == 1, per tap
+    otherwise), each segment padded with zeros to a multiple of 4."""
+    w4 = w.reshape(w.shape[0], w.shape[1], -1, w.shape[-1])  # 1-D: kh = 1
+    cout, cin, kh, kw = w4.shape
+    hwc = w4.transpose(0, 2, 3, 1)  # [cout, kh, kw, cin]
+    segs = hwc.reshape(cout, kh, kw * cin) if dw == 1 else hwc.reshape(cout, kh * kw, cin)
+    seg_len = segs.shape[-1]
+    padded = np.zeros(segs.shape[:2] + (-(-seg_len // 4) * 4,), dtype=w.dtype)
+    padded[..., :seg_len] = segs
+    return padded.reshape(cout, -1)
+
+
+def _plane_scratch(node, ins, outs):
+    """int16 bytes of one input channel's padded plane (plus a spare zero column) for the depthwise kernel."""
+    kh, kw, sw, dh, dw, ow = _geometry(node, ins, outs)
+    oh = outs[0].shape[-2] if len(outs[0].shape) == 4 else 1
+    sh = node.attrs["stride"][0] if len(node.attrs["stride"]) == 2 else 1
+    return 2 * ((oh - 1) * sh + (kh - 1) * dh + 1) * ((ow - 1) * sw + (kw - 1) * dw + 2)
+
+
+def _rows_scratch(node, ins, outs):
+    kh, kw, sw, dh, dw, ow = _geometry(node, ins, outs)
+    cin = ins[1].shape[1]
+    seg_len = kw * cin if dw == 1 else cin
+    k = kh * (1 if dw == 1 else kw) * (-(-seg_len // 4) * 4)
+    ring = -(-_ring(node, ins, outs, cin, 0) // 4) * 4
+    return 2 * (ring + 2 * padded8(k))
+
+
+def _emit_opt(ctx, node):
+    x, w, bias, mult, shift = node.inputs
+    a = node.attrs
+    xs, ws, ys = ctx.shape(x), ctx.shape(w), ctx.shape(node.outputs[0])
+    nsp = len(xs) - 2
+
+    def hw(values, fill):
+        return (fill,) * (2 - nsp) + tuple(values[:nsp])
+
+    (h, wd), (kh, kw), (oh, ow) = hw(xs[2:], 1), hw(ws[2:], 1), hw(ys[2:], 1)
+    (sh, sw), (dh, dw), (pt, pl) = hw(a["stride"], 1), hw(a["dilation"], 1), hw(a["padding"], 0)
+    if node.kernel == "rows":
+        wp = ctx.relayout(w, f"rows{dw == 1}_words", lambda data: pack_weights(conv_weight_matrix(data, dw), 2))
+        name = "mb_q_conv_s8_rows"
+    else:
+        wp, name = ctx.ptr(w), "mb_q_depthwise_conv_s8_rows"
+    return (f"{name}({ctx.ptr(x)}, {wp}, {ctx.ptr(bias)}, {ctx.ptr(mult)}, {ctx.ptr(shift)}, "
+            f"{ctx.ptr(node.outputs[0])}, {xs[0]}, {xs[1]}, {h}, {wd}, {ys[1]}, {oh}, {ow}, {kh}, {kw}, {sh}, {sw}, "
+            f"{pt}, {pl}, {dh}, {dw}, {ctx.i(a['in_zp'])}, {ctx.i(a['out_zp'])}, "
+            f"{ctx.i(a.get('act_min', arith.QMIN))}, {ctx.i(a.get('act_max', arith.QMAX))}, "
+            f"{ctx.scratch(node, 'int16_t')});")
+
+
+def _emit_any(ctx, node):
+    return _emit_opt(ctx, node) if node.kernel else _emit(ctx, node)
+
+
+def _depthwise_applies(node, ins, outs):
+    kh, kw, *_ = _geometry(node, ins, outs)
+    return (_is_depthwise(ins[0].shape, ins[1].shape, node.attrs["groups"]) and kh * ((kw + 1) // 2) <= DW_MAX_PAIRS
+            and fast_acc_ok(ins, kh * kw))
+
+
+_OPT_KERNELS = ("mb_q_conv_opt", "mb_q_gemm", "mb_arm")
+VARIANTS = (
+    Variant("rows", applies=lambda node, ins, outs: node.attrs["groups"] == 1 and fast_acc_ok(ins, numel(ins[1].shape[1:])),
+            kernels=_OPT_KERNELS,
+            scratch_bytes=_rows_scratch,
+            doc="input rows as int16 HWC, two positions' patches as columns, 2x2 SMLAD GEMM"),
+    Variant("depthwise", applies=_depthwise_applies, kernels=_OPT_KERNELS,
+            scratch_bytes=_plane_scratch, doc="per channel: the padded plane as int16, tap pairs by SMLAD"),
+)
+
 register(OpDef(
-    name="q_conv", infer=_infer, reference=_reference, emit=_emit, kernels=("mb_q_conv", "mb_quant"),
+    name="q_conv", infer=_infer, reference=_reference, emit=_emit_any, kernels=("mb_q_conv", "mb_quant"),
+    variants=VARIANTS,
     attrs={"stride": Attr("ints"), "padding": Attr("ints"), "dilation": Attr("ints"), "groups": Attr("int", 1),
            **Q_ATTRS},
     num_inputs=(5, 5), macs=_macs,

@@ -27,7 +27,7 @@ from ..ir.dtypes import DType
 from ..ir.graph import QuantParams
 from ..quant import arith
 from ..quant.lowering import lowers
-from .registry import Attr, OpDef, numel, register
+from .registry import Attr, OpDef, Variant, numel, register
 
 ACC_LIMIT = 2**31  # the int32 accumulator's worst case must stay strictly below this
 XW_MAX = 255 * 128  # |(x - in_zp) * w| for int8 x, in_zp and w
@@ -68,8 +68,8 @@ def bias_bound(bias) -> int:
     return int(np.max(np.abs(bias.data.astype(np.int64))))
 
 
-def acc_bound_ok(k: int, per_term: int, bias_abs: int = 0) -> bool:
-    return bias_abs + int(k) * per_term < ACC_LIMIT
+def acc_bound_ok(k: int, per_term: int, bias_abs: int = 0, limit: int = ACC_LIMIT) -> bool:
+    return bias_abs + int(k) * per_term < limit
 
 
 def finish(acc: np.ndarray, mult, shift, out_zp: int, act_min: int, act_max: int) -> np.ndarray:
@@ -156,9 +156,77 @@ def _macs(node, ins, outs):
     return numel(outs[0].shape) * ins[1].shape[1]
 
 
+# -- optimised kernels (mb_q_linear_opt.c on the SMLAD cores of mb_q_gemm.c) --------------------------
+
+FAST_ACC_LIMIT = 2**30  # MB_Q_FAST_ACC_LIMIT in mb_q_gemm.h: the optimised kernels' requantization needs |acc| below
+
+
+def fast_acc_ok(ins, k: int) -> bool:
+    """The optimised int8 kernels apply when the worst-case accumulator stays below 2^30 (about 32k
+    products per output)."""
+    return acc_bound_ok(k, XW_MAX, bias_bound(ins[2]), FAST_ACC_LIMIT)
+
+
+def padded8(k: int) -> int:
+    return -(-int(k) // 8) * 8
+
+
+def pack_weights(w2d: np.ndarray, block: int) -> np.ndarray:
+    """int8 weights [cout, K] as the int32 words mb_q_gemm.c streams: K padded with zeros to a
+    multiple of 8; each four weights in the byte order (w0, w2, w1, w3), so that SXTB16 and SXTB16
+    ROR #8 give the pairs (w0, w1) and (w2, w3); output channels in blocks of `block` (the last ones
+    in a pair, then alone) whose words are interleaved group by group."""
+    cout, k = w2d.shape
+    k8 = padded8(k)
+    padded = np.zeros((cout, k8), dtype=np.int8)
+    padded[:, :k] = w2d
+    words = np.ascontiguousarray(padded.reshape(cout, k8 // 4, 4)[:, :, [0, 2, 1, 3]]).view("<i4")
+    words = words.reshape(cout, k8 // 4).astype(np.int32)
+    blocks, o = [], 0
+    for size in (block, 2, 1):
+        while cout - o >= size:
+            blocks.append(words[o:o + size].T.reshape(-1))
+            o += size
+    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int32)
+
+
+def _rows(ins) -> int:
+    return numel(ins[0].shape[:-1])
+
+
+def _emit_opt(ctx, node, kind: str, block: int) -> str:
+    x, w, bias, mult, shift = node.inputs
+    a = node.attrs
+    out_features, in_features = ctx.shape(w)
+    wp = ctx.relayout(w, f"{kind}_words", lambda data: pack_weights(data, block))
+    return (f"mb_q_linear_s8_{kind}({ctx.ptr(x)}, {wp}, {ctx.ptr(bias)}, {ctx.ptr(mult)}, {ctx.ptr(shift)}, "
+            f"{ctx.ptr(node.outputs[0])}, {numel(ctx.shape(x)[:-1])}, {in_features}, {out_features}, "
+            f"{ctx.i(a['in_zp'])}, {ctx.i(a['out_zp'])}, {ctx.i(a.get('act_min', arith.QMIN))}, "
+            f"{ctx.i(a.get('act_max', arith.QMAX))}, {ctx.scratch(node, 'int16_t')});")
+
+
+def _emit_any(ctx, node):
+    if node.kernel == "gemm":
+        return _emit_opt(ctx, node, "gemm", 2)
+    if node.kernel == "matvec":
+        return _emit_opt(ctx, node, "matvec", 4)
+    return _emit(ctx, node)
+
+
+_OPT_KERNELS = ("mb_q_linear_opt", "mb_q_gemm", "mb_arm")
+VARIANTS = (
+    Variant("gemm", applies=lambda node, ins, outs: _rows(ins) >= 2 and fast_acc_ok(ins, ins[1].shape[1]),
+            kernels=_OPT_KERNELS,
+            scratch_bytes=lambda node, ins, outs: 2 * 2 * padded8(ins[1].shape[1]),
+            doc="two input rows x two output channels per pass (SMLAD), for batches and token sequences"),
+    Variant("matvec", applies=lambda node, ins, outs: fast_acc_ok(ins, ins[1].shape[1]), kernels=_OPT_KERNELS,
+            scratch_bytes=lambda node, ins, outs: 2 * padded8(ins[1].shape[1]),
+            doc="one input row x four output channels per pass (SMLAD)"),
+)
+
 register(OpDef(
-    name="q_linear", infer=_infer, reference=_reference, emit=_emit, kernels=("mb_q_linear", "mb_quant"),
-    attrs=Q_ATTRS, num_inputs=(5, 5), macs=_macs,
+    name="q_linear", infer=_infer, reference=_reference, emit=_emit_any, kernels=("mb_q_linear", "mb_quant"),
+    attrs=Q_ATTRS, num_inputs=(5, 5), macs=_macs, variants=VARIANTS,
     doc="int8 y = clamp(requant(bias + (x - in_zp) @ W^T) + out_zp), per-channel requantization",
 ))
 

@@ -73,6 +73,21 @@ def _no_macs(node: Node, ins: Sequence[Tensor | None], outs: Sequence[Tensor]) -
 
 
 @dataclass(frozen=True)
+class Variant:
+    """An optimised C kernel of an op, chosen per node by `passes/select_kernels.py` where `applies`
+    holds. It computes what the op's reference kernel computes (int8: bit for bit; float32: the same
+    sum in another order, within 1e-6 relative), needs the kernel files `kernels` on top of the op's
+    own, and `scratch_bytes` of arena scratch (e.g. an im2col buffer; it replaces the op's own). The op's `emit` reads
+    `node.kernel` to call it."""
+
+    name: str
+    applies: Callable[[Node, Sequence[Tensor | None], Sequence[Tensor]], bool]
+    kernels: tuple[str, ...] = ()
+    scratch_bytes: Callable[[Node, Sequence[Tensor | None], Sequence[Tensor]], int] = _no_macs
+    doc: str = ""
+
+
+@dataclass(frozen=True)
 class OpDef:
     name: str
     infer: Callable[[Node, Sequence[Tensor | None]], list[TensorType]]
@@ -85,9 +100,29 @@ class OpDef:
     scratch_bytes: Callable[[Node, Sequence[Tensor | None], Sequence[Tensor]], int] = _no_macs
     props: frozenset[Prop] = frozenset()
     doc: str = ""
+    variants: tuple[Variant, ...] = ()  # optimised kernels, best first
 
     def has(self, prop: Prop) -> bool:
         return prop in self.props
+
+    def variant(self, name: str) -> Variant | None:
+        """The variant called `name`; None for "" (the reference kernel). KeyError when unknown."""
+        if not name:
+            return None
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise KeyError(f"op {self.name} has no kernel variant {name!r}; it has "
+                       f"{[v.name for v in self.variants] or 'only its reference kernel'}")
+
+    def kernel_files(self, node: Node) -> tuple[str, ...]:
+        v = self.variant(node.kernel)
+        return self.kernels + (v.kernels if v else ())
+
+    def node_scratch_bytes(self, node: Node, ins: Sequence[Tensor | None], outs: Sequence[Tensor]) -> int:
+        """Arena scratch of the node with the kernel it runs."""
+        v = self.variant(node.kernel)
+        return int(v.scratch_bytes(node, ins, outs) if v else self.scratch_bytes(node, ins, outs))
 
     def full_attrs(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
         """Attributes with defaults filled in; raises KeyError naming what is missing or unknown."""

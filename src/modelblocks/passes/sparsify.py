@@ -3,8 +3,9 @@
 
 `run(graph, mode="auto")`: "auto" rewrites a node only when BOTH hold (`sparse_pays`):
 - flash: values + col_index + row_ptr take fewer bytes than the dense weight;
-- time: the estimated instructions of the sparse kernel are fewer than the dense kernel's, from
-  per-MAC / per-nonzero / per-output costs measured on the Cortex-M7 (`FLOAT_COSTS`, `INT8_COSTS`);
+- time: the estimated instructions of the sparse kernel are fewer than those of the dense kernel the
+  layer would run (`kernels`: optimised or reference), from per-MAC / per-nonzero / per-output costs
+  measured on the Cortex-M7 (`DENSE_COSTS`);
 and the layers sharing one kernel variant save more bytes together than its code takes.
 "always" (for tests) rewrites every such node whose weight holds at least one zero.
 A weight that another node or a graph output also reads is left dense (its dense copy would stay).
@@ -39,14 +40,20 @@ class Costs:
 
 # Measured on the Cortex-M7 (QEMU 7.2 mps2-an500, arm-none-eabi-gcc 12.2 -O2, exact per-layer counts of
 # the TCG plugin) by `.venv/bin/python bench/sparse_linear.py --fit`: least-squares fit of the layers'
-# instructions over Linear (in, out) in {64, 128, 256}^2 x sparsity {0, 30, 50, 70, 90} %, batch 1
-# (every layer within 0.01 % of the fit for dense, 1.2 % for sparse). Dense: mb_linear_f32 /
-# mb_q_linear_s8 (plain C loops); sparse: the CSR kernels of mb_sparse_linear.c (inner loop unrolled by
-# 4; a row's remaining 0..3 nonzeros go into the per-output term). Re-measure when a kernel changes.
-# With these costs and 1-byte column indices (in <= 256) the rule fires above ~20 % sparsity for float
-# (bytes decide: 5 B per nonzero vs 4 B per weight) and ~50 % for int8 (2 B per nonzero vs 1 B).
+# instructions over Linear (in, out) in {64, 128, 256}^2 x sparsity {0, 30, 50, 70, 90} %, batch 1. The
+# dense costs are those of the kernel the dense layer would run: the plain loops (`*_COSTS`, every layer
+# within 0.01 % of the fit; kernels="reference") or the optimised kernels (`*_OPT_COSTS`, within 3 %;
+# passes/select_kernels.py). Sparse: the CSR kernels of mb_sparse_linear.c (inner loop unrolled by 4; a
+# row's remaining 0..3 nonzeros go into the per-output term; within 1.2 %). Re-measure when a kernel changes.
+# With 1-byte column indices (in <= 256) the rule fires above ~20 % sparsity for float (bytes decide:
+# 5 B per nonzero vs 4 B per weight) and ~50 % for int8 on the reference kernels; against the optimised
+# int8 kernel (1.3 instructions per MAC) only above ~80 %.
 FLOAT_COSTS = Costs(per_mac=6.0, per_output=18.0, per_nonzero=7.0, sparse_per_output=38.0)
 INT8_COSTS = Costs(per_mac=6.0, per_output=48.0, per_nonzero=6.0, sparse_per_output=72.0)
+FLOAT_OPT_COSTS = FLOAT_COSTS  # no optimised float linear kernel yet
+INT8_OPT_COSTS = Costs(per_mac=1.271, per_output=31.9, per_nonzero=6.0, sparse_per_output=72.0)
+DENSE_COSTS = {("linear", "reference"): FLOAT_COSTS, ("linear", "optimized"): FLOAT_OPT_COSTS,
+               ("q_linear", "reference"): INT8_COSTS, ("q_linear", "optimized"): INT8_OPT_COSTS}
 
 # Flash bytes of one sparse kernel variant (one per op and index-type pair), which the weights it saves
 # must pay for: `arm-none-eabi-nm --size-sort -S` of mb_sparse_linear.c built with the Cortex-M7 flags of
@@ -76,16 +83,19 @@ class Decision:
     reason: str
 
 
-_DENSE = {"linear": ("linear_sparse", DType.float32, FLOAT_COSTS), "q_linear": ("q_linear_sparse", DType.int8, INT8_COSTS)}
+_DENSE = {"linear": ("linear_sparse", DType.float32), "q_linear": ("q_linear_sparse", DType.int8)}
 
 
-def decide(graph: Graph, node: Node, mode: str = "auto", readers: dict[str, int] | None = None) -> Decision | None:
-    """What `run` does with `node` (None: not a linear / q_linear node with a constant 2-D weight)."""
+def decide(graph: Graph, node: Node, mode: str = "auto", readers: dict[str, int] | None = None,
+           kernels: str = "optimized") -> Decision | None:
+    """What `run` does with `node` (None: not a linear / q_linear node with a constant 2-D weight), when
+    the dense layer would run on the `kernels` kernels ("optimized" or "reference")."""
     if mode not in MODES:
         raise ValueError(f"sparsify mode must be one of {list(MODES)}, got {mode!r}")
     if node.op not in _DENSE:
         return None
-    _, dtype, costs = _DENSE[node.op]
+    _, dtype = _DENSE[node.op]
+    costs = DENSE_COSTS[(node.op, kernels)]
     w = graph.tensors[node.inputs[1]]
     if not w.is_constant or w.dtype != dtype or len(w.shape) != 2:
         return None
@@ -122,11 +132,11 @@ def _readers(graph: Graph) -> dict[str, int]:
     return count
 
 
-def decisions(graph: Graph, mode: str = "auto") -> dict[str, Decision]:
+def decisions(graph: Graph, mode: str = "auto", kernels: str = "optimized") -> dict[str, Decision]:
     """`decide` for every node, then per kernel variant: in "auto", the layers that would use a
     variant must save more weight bytes together than the variant's code adds (KERNEL_CODE_BYTES)."""
     readers = _readers(graph)
-    found = {n.name: d for n in graph.nodes if (d := decide(graph, n, mode, readers)) is not None}
+    found = {n.name: d for n in graph.nodes if (d := decide(graph, n, mode, readers, kernels)) is not None}
     if mode == "auto":
         variants: dict[tuple, list[Decision]] = {}
         for d in found.values():
@@ -142,9 +152,9 @@ def decisions(graph: Graph, mode: str = "auto") -> dict[str, Decision]:
     return found
 
 
-def run(graph: Graph, mode: str = "auto") -> Graph:
+def run(graph: Graph, mode: str = "auto", kernels: str = "optimized") -> Graph:
     out = graph.copy()
-    chosen = decisions(graph, mode)
+    chosen = decisions(graph, mode, kernels)
     nodes: list[Node] = []
     dropped: list[str] = []
     for node in graph.nodes:
@@ -152,14 +162,15 @@ def run(graph: Graph, mode: str = "auto") -> Graph:
         if d is None or not d.sparse:
             nodes.append(node)
             continue
-        op, dtype, _ = _DENSE[node.op]
+        op, dtype = _DENSE[node.op]
         w = graph.tensors[node.inputs[1]]
         values, cols, ptr = to_csr(w.data)
         v = out.add_constant(f"{w.name}_values", values, dtype)
         c = out.add_constant(f"{w.name}_col_index", cols, col_dtype(d.in_features))
         p = out.add_constant(f"{w.name}_row_ptr", ptr, ptr_dtype(d.nnz))
         inputs = (node.inputs[0], v.name, c.name, p.name, *node.inputs[2:])
-        nodes.append(node.replace(op=op, inputs=inputs, attrs={"in_features": d.in_features, **node.attrs}))
+        # a new op: the dense kernel variant chosen earlier (if any) does not carry over
+        nodes.append(node.replace(op=op, inputs=inputs, attrs={"in_features": d.in_features, **node.attrs}, kernel=""))
         dropped.append(w.name)
     out.nodes = nodes
     for name in dropped:  # read by the rewritten node only (decide checks it)

@@ -44,7 +44,7 @@ def build_report(graph: Graph, source: CSource, estimates: dict | None = None) -
             "weight_bytes": sum(t.nbytes for t in ins if t is not None and t.is_constant),
             "output_bytes": sum(t.nbytes for t in outs),
             "activation_bytes": 0 if op.has(Prop.ALIAS) else sum(t.nbytes for t in outs),
-            "scratch_bytes": int(op.scratch_bytes(node, ins, outs)),
+            "scratch_bytes": op.node_scratch_bytes(node, ins, outs),
             "live_bytes": live[index],
         })
     params = sum(t.numel for t in graph.constants())

@@ -11,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ...ir.dtypes import DType
 from ...ir.graph import Graph, Node, Tensor
 from ...memory.liveness import StoragePlan
 from .cformat import c_identifier, float_literal, int_literal
@@ -36,6 +37,8 @@ class EmitContext:
         # names the generated code defines itself: the run function, the arena, output parameters
         self._taken: set[str] = {f"{prefix}_run", f"{prefix}_arena"} | {f"out{k}" for k in range(len(graph.outputs))}
         self.node: Node | None = None
+        self.derived: list[dict] = []  # constants re-laid-out for a kernel (`relayout`), emitted with the weights
+        self._derived_cache: dict[tuple[str, str], str] = {}
 
     # -- names ------------------------------------------------------------------------------
     def _fresh(self, base: str, symbol: bool = False) -> str:
@@ -91,6 +94,23 @@ class EmitContext:
                              f"its element size {itemsize}")
         k = offset // itemsize + element
         return f"({base} + {k})" if k else base
+
+    def relayout(self, tensor_name: str, layout: str, make) -> str:
+        """The C symbol of constant `tensor_name` re-laid-out offline into the order an optimised kernel
+        streams it: `make(data) -> array` builds it (possibly padded, or packed into int32 words), once
+        per (tensor, layout name). It goes into `<prefix>_weights.c` in place of the original, which no
+        kernel then reads (when another node still reads the original, both are emitted)."""
+        key = (tensor_name, layout)
+        if key not in self._derived_cache:
+            t = self.graph.tensors[tensor_name]
+            if t.data is None:
+                raise ValueError(f"{tensor_name} is not a constant: it cannot be re-laid-out offline")
+            data = np.ascontiguousarray(make(t.data))
+            symbol = self._fresh(f"{self.prefix}_{self.plan.root[tensor_name]}_{layout}", symbol=True)
+            self.derived.append({"name": f"{tensor_name} ({layout} layout)", "dtype": DType.from_numpy(data.dtype),
+                                 "data": data, "symbol": symbol})
+            self._derived_cache[key] = symbol
+        return self._derived_cache[key]
 
     def tensor(self, name: str) -> Tensor:
         return self.graph.tensors[name]

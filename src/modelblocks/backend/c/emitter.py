@@ -119,7 +119,7 @@ def generate_c(graph: Graph, prefix: str = "model", arena_attr: str = "", arena_
             except Exception as exc:
                 raise CompileError(f"C emitter failed for node {node.name}{where(node.scope, node.source, node.op)}: "
                                    f"{type(exc).__name__}: {exc} (ModelBlocks bug)") from exc
-            kernels.update(op.kernels)
+            kernels.update(op.kernel_files(node))
             if node.name in plan.inplace:
                 comment += f"  (in place over {plan.inplace[node.name]})"
         else:
@@ -151,6 +151,11 @@ def generate_c(graph: Graph, prefix: str = "model", arena_attr: str = "", arena_
         weights.append({"name": t.name, "dtype": t.dtype.value, "shape_text": shape_text(t.shape), "nbytes": t.nbytes,
                         "ctype": t.dtype.ctype, "symbol": ctx.var(t.name), "size": max(t.numel, 1),
                         "body": array_body(t.data) if t.numel else "    0,"})
+    for d in ctx.derived:
+        data = d["data"]
+        weights.append({"name": d["name"], "dtype": d["dtype"].value, "shape_text": shape_text(data.shape),
+                        "nbytes": int(data.nbytes), "ctype": d["dtype"].ctype, "symbol": d["symbol"],
+                        "size": max(data.size, 1), "body": array_body(data) if data.size else "    0,"})
     weights_bytes = sum(w["nbytes"] for w in weights)
 
     common = dict(banner=banner, prefix=prefix, P=P, arena_bytes=arena_bytes, weights_bytes=weights_bytes)

@@ -46,4 +46,14 @@ static inline int8_t mb_clamp_s8(int32_t v, int32_t lo, int32_t hi)
     return (int8_t)(v > hi ? hi : v);
 }
 
+/* The int8 output of an accumulator: requantized, plus out_zp, clamped to [lo, hi]. The requantized
+ * value is first bounded to [-256, 255] so that adding the zero point cannot overflow (the clamp to
+ * int8 gives the same result). */
+static inline int8_t mb_q_output(int32_t acc, int32_t mult, int32_t shift, int32_t out_zp, int32_t lo, int32_t hi)
+{
+    int32_t v = mb_requantize(acc, mult, shift);
+    v = v > 255 ? 255 : (v < -256 ? -256 : v);
+    return mb_clamp_s8(v + out_zp, lo, hi);
+}
+
 #endif /* MB_QUANT_H */

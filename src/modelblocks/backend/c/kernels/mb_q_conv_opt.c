@@ -1,0 +1,220 @@
+/* Optimised int8 convolutions (NCHW, groups = 1, and depthwise): the reference kernels' arithmetic
+ * (mb_q_conv.c), bit for bit.
+ *
+ * rows: the input rows an output row reads are kept as int16 (x - in_zp) in a ring of
+ * R = (kh - 1) * dh + 1 rows in `buf`, channels innermost (HWC) and zeros in the padding, each input
+ * row converted once. For two neighbouring output positions, their patches are copied from the ring
+ * into two interleaved int16 columns (mb_q_gemm.c), segment by segment: a kernel row (kw * cin values,
+ * contiguous in HWC) when dw == 1, else one tap (cin values); each segment padded to a multiple of 4.
+ * Then the SMLAD GEMM core computes two output channels x two positions at a time, the
+ * requantization fused into its stores. Weights come packed offline in the same k order (i, j, c)
+ * (ops/q_conv.py `conv_weight_matrix`, then q_linear.py `pack_weights`).
+ *
+ * depthwise: per input channel, its plane as int16 (x - in_zp) with zero padding in `buf`, and the taps
+ * two at a time by SMLAD (a tap pair's two inputs are neighbours when dw == 1). */
+#include "mb_q_conv_opt.h"
+#include "mb_q_gemm.h"
+
+static int32_t mb_round4(int32_t v)
+{
+    return (v + 3) & ~3;
+}
+
+static int32_t mb_ring_slot(int32_t row, int32_t rows)
+{
+    const int32_t m = row % rows;
+    return m < 0 ? m + rows : m;
+}
+
+/* Input row ih (any row: outside the image it is all padding) into a ring row of wp * cin int16. */
+static void mb_q_conv_load_row(const int8_t *xb, int16_t *dst, int32_t cin, int32_t h, int32_t wd, int32_t wp,
+                               int32_t pl, int32_t ih, int32_t in_zp)
+{
+    for (int32_t i = 0; i < wp * cin; ++i) {
+        dst[i] = 0;
+    }
+    if (ih < 0 || ih >= h) {
+        return;
+    }
+    const int32_t first = pl, last = (wd + pl < wp) ? wd + pl : wp; /* padded columns holding image data */
+    for (int32_t c = 0; c < cin; ++c) {
+        const int8_t *src = xb + ((int64_t)c * h + ih) * wd - pl;
+        int16_t *d = dst + c;
+        for (int32_t p = first; p < last; ++p) {
+            d[p * cin] = (int16_t)(src[p] - in_zp);
+        }
+    }
+}
+
+/* The same for one channel (depthwise): the padding columns are zeroed, the image columns converted. */
+static void mb_q_dw_load_row(const int8_t *xc, int16_t *dst, int32_t h, int32_t wd, int32_t wp, int32_t pl,
+                             int32_t ih, int32_t in_zp)
+{
+    int32_t p = 0;
+    if (ih >= 0 && ih < h) {
+        const int8_t *src = xc + (int64_t)ih * wd - pl;
+        const int32_t last = (wd + pl < wp) ? wd + pl : wp;
+        for (; p < pl; ++p) {
+            dst[p] = 0;
+        }
+        for (; p < last; ++p) {
+            dst[p] = (int16_t)(src[p] - in_zp);
+        }
+    }
+    for (; p < wp; ++p) {
+        dst[p] = 0;
+    }
+}
+
+/* One output row of a 3x3 depthwise kernel with dw = 1: six tap pairs (taps[0..5]) by SMLAD over the
+ * three input rows r0..r2. */
+static void mb_q_dw3x3_row(const int16_t *r0, const int16_t *r1, const int16_t *r2, const int32_t *taps, int8_t *yr,
+                           int32_t ow, int32_t sw, int32_t bias, int32_t mult, int32_t shift, int32_t out_zp,
+                           int32_t act_min, int32_t act_max)
+{
+    const int32_t t00 = taps[0], t01 = taps[1], t10 = taps[2], t11 = taps[3], t20 = taps[4], t21 = taps[5];
+    for (int32_t c = 0; c < ow; ++c) {
+        int32_t acc = mb_smlad(t00, mb_load_s16x2(r0), bias);
+        acc = mb_smlad(t01, mb_load_s16x2(r0 + 2), acc);
+        acc = mb_smlad(t10, mb_load_s16x2(r1), acc);
+        acc = mb_smlad(t11, mb_load_s16x2(r1 + 2), acc);
+        acc = mb_smlad(t20, mb_load_s16x2(r2), acc);
+        acc = mb_smlad(t21, mb_load_s16x2(r2 + 2), acc);
+        yr[c] = mb_q_output_fast(acc, mult, shift, out_zp, act_min, act_max);
+        r0 += sw;
+        r1 += sw;
+        r2 += sw;
+    }
+}
+
+/* Copy `len` int16 into the column slot (0 lone, 1/2 of an interleaved pair) from group `g` on, padding
+ * to a multiple of 4 with zeros; returns the next group. */
+static int32_t mb_q_conv_copy_segment(const int16_t *src, int32_t len, int16_t *col, int32_t slot, int32_t g)
+{
+    const int32_t step = slot ? 8 : 4;
+    int16_t *dst = col + (int64_t)g * step + (slot == 2 ? 4 : 0);
+    int32_t t = 0;
+    for (; t + 4 <= len; t += 4) {
+        dst[0] = src[t];
+        dst[1] = src[t + 1];
+        dst[2] = src[t + 2];
+        dst[3] = src[t + 3];
+        dst += step;
+        ++g;
+    }
+    if (t < len) {
+        for (int32_t u = 0; u < 4; ++u) {
+            dst[u] = t + u < len ? src[t + u] : 0;
+        }
+        ++g;
+    }
+    return g;
+}
+
+void mb_q_conv_s8_rows(const int8_t *x, const int32_t *w, const int32_t *bias, const int32_t *mult,
+                       const int8_t *shift, int8_t *y, int32_t n, int32_t cin, int32_t h, int32_t wd, int32_t cout,
+                       int32_t oh, int32_t ow, int32_t kh, int32_t kw, int32_t sh, int32_t sw, int32_t pt, int32_t pl,
+                       int32_t dh, int32_t dw, int32_t in_zp, int32_t out_zp, int32_t act_min, int32_t act_max,
+                       int16_t *buf)
+{
+    const int32_t rows = (kh - 1) * dh + 1;
+    const int32_t wp = (ow - 1) * sw + (kw - 1) * dw + 1;
+    const int32_t row_len = wp * cin;
+    int16_t *cols = buf + mb_round4(rows * row_len);
+    const int32_t seg_len = dw == 1 ? kw * cin : cin;
+    const int32_t segs_per_row = dw == 1 ? 1 : kw;
+    const int32_t groups = ((kh * segs_per_row * mb_round4(seg_len) / 4) + 1) & ~1; /* even: K padded to 8 */
+    const int32_t plane = oh * ow;
+    for (int32_t b = 0; b < n; ++b) {
+        const int8_t *xb = x + (int64_t)b * cin * h * wd;
+        int8_t *yb = y + (int64_t)b * cout * plane;
+        int32_t loaded = -pt - 1; /* rows up to `loaded` are in the ring */
+        for (int32_t r = 0; r < oh; ++r) {
+            const int32_t ih0 = r * sh - pt;
+            for (int32_t ih = (loaded + 1 > ih0 ? loaded + 1 : ih0); ih < ih0 + rows; ++ih) {
+                mb_q_conv_load_row(xb, buf + (int64_t)mb_ring_slot(ih, rows) * row_len, cin, h, wd, wp, pl, ih, in_zp);
+                loaded = ih;
+            }
+            for (int32_t c = 0; c < ow; c += 2) {
+                const int32_t ncols = ow - c >= 2 ? 2 : 1;
+                for (int32_t col = 0; col < ncols; ++col) {
+                    const int32_t slot = ncols == 2 ? col + 1 : 0;
+                    int32_t g = 0;
+                    for (int32_t i = 0; i < kh; ++i) {
+                        const int16_t *row = buf + (int64_t)mb_ring_slot(ih0 + i * dh, rows) * row_len;
+                        for (int32_t j = 0; j < segs_per_row; ++j) {
+                            g = mb_q_conv_copy_segment(row + ((c + col) * sw + j * dw) * cin, seg_len, cols, slot, g);
+                        }
+                    }
+                    if (g < groups) { /* the zero group that makes K a multiple of 8 */
+                        int16_t *pad = cols + (int64_t)g * (slot ? 8 : 4) + (slot == 2 ? 4 : 0);
+                        pad[0] = pad[1] = pad[2] = pad[3] = 0;
+                    }
+                }
+                mb_q_gemm_s8(w, cols, groups, ncols, cout, bias, mult, shift, yb + (int64_t)r * ow + c, plane, 1,
+                             out_zp, act_min, act_max);
+            }
+        }
+    }
+}
+
+void mb_q_depthwise_conv_s8_rows(const int8_t *x, const int8_t *w, const int32_t *bias, const int32_t *mult,
+                                 const int8_t *shift, int8_t *y, int32_t n, int32_t cin, int32_t h, int32_t wd,
+                                 int32_t cout, int32_t oh, int32_t ow, int32_t kh, int32_t kw, int32_t sh,
+                                 int32_t sw, int32_t pt, int32_t pl, int32_t dh, int32_t dw, int32_t in_zp,
+                                 int32_t out_zp, int32_t act_min, int32_t act_max, int16_t *buf)
+{
+    const int32_t mult_per_channel = cout / cin;
+    const int32_t hp = (oh - 1) * sh + (kh - 1) * dh + 1; /* padded rows and columns read */
+    const int32_t wp = (ow - 1) * sw + (kw - 1) * dw + 2; /* + a spare zero: an odd last tap is read as a pair */
+    const int32_t pk = (kw + 1) / 2;
+    int32_t taps[MB_Q_DW_MAX_PAIRS]; /* the channel's weights as int16 pairs, row by row */
+    for (int32_t b = 0; b < n; ++b) {
+        for (int32_t o = 0; o < cout; ++o) {
+            const int8_t *xc = x + ((int64_t)b * cin + o / mult_per_channel) * h * wd;
+            const int8_t *wo = w + (int64_t)o * kh * kw;
+            int8_t *yo = y + ((int64_t)b * cout + o) * oh * ow;
+            const int32_t bo = bias[o], mo = mult[o], so = shift[o];
+            for (int32_t i = 0; i < kh; ++i) {
+                for (int32_t p = 0; p < pk; ++p) {
+                    const int32_t j = 2 * p;
+                    const int32_t w1 = j + 1 < kw ? wo[i * kw + j + 1] : 0;
+                    taps[i * pk + p] = (int32_t)(((uint32_t)(uint16_t)(int16_t)wo[i * kw + j]) |
+                                                 ((uint32_t)(uint16_t)(int16_t)w1 << 16));
+                }
+            }
+            if (o % mult_per_channel == 0) { /* a new input channel: its padded plane as int16 */
+                for (int32_t r = 0; r < hp; ++r) {
+                    mb_q_dw_load_row(xc, buf + (int64_t)r * wp, h, wd, wp, pl, r - pt, in_zp);
+                }
+            }
+            for (int32_t r = 0; r < oh; ++r) {
+                const int16_t *top = buf + (int64_t)r * sh * wp;
+                int8_t *yr = yo + (int64_t)r * ow;
+                if (kh == 3 && kw == 3 && dw == 1) { /* the common case */
+                    mb_q_dw3x3_row(top, top + dh * wp, top + 2 * dh * wp, taps, yr, ow, sw, bo, mo, so, out_zp,
+                                   act_min, act_max);
+                    continue;
+                }
+                for (int32_t c = 0; c < ow; ++c) {
+                    int32_t acc = bo;
+                    for (int32_t i = 0; i < kh; ++i) {
+                        const int16_t *src = top + (int64_t)i * dh * wp + c * sw;
+                        if (dw == 1) {
+                            const int32_t *t = taps + i * pk;
+                            for (int32_t p = 0; p < pk; ++p) {
+                                acc = mb_smlad(t[p], mb_load_s16x2(src + 2 * p), acc);
+                            }
+                        } else {
+                            const int8_t *wr = wo + i * kw;
+                            for (int32_t j = 0; j < kw; ++j) {
+                                acc += (int32_t)src[j * dw] * wr[j];
+                            }
+                        }
+                    }
+                    yr[c] = mb_q_output_fast(acc, mo, so, out_zp, act_min, act_max);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,45 @@
+/* Int8 GEMM cores and input packing shared by the optimised int8 kernels (mb_q_gemm.c). */
+#ifndef MB_Q_GEMM_H
+#define MB_Q_GEMM_H
+
+#include <stdint.h>
+
+#include "mb_arm.h"
+#include "mb_quant.h"
+
+/* Largest |accumulator| the optimised int8 kernels take (the variants' applies() check the layer's worst
+ * case, ops/q_linear.py FAST_ACC_LIMIT), so that 2 * acc fits 32 bits. */
+#define MB_Q_FAST_ACC_LIMIT (1 << 30)
+
+/* mb_q_output (mb_quant.h) in fewer instructions, with the same result for |acc| < 2^30 (tested on
+ * every edge and at random against it): the doubling high multiply (acc * mult + 2^30) >> 31 is one
+ * SMMULR of 2 * acc; TFLite's rounding division by 2^e (half away from zero) is
+ * floor((x - (x < 0)) / 2^(e-1)) + 1, halved; SSAT bounds to [-256, 255]. */
+static inline int8_t mb_q_output_fast(int32_t acc, int32_t mult, int32_t shift, int32_t out_zp, int32_t lo,
+                                      int32_t hi)
+{
+    int32_t v;
+    if (shift > 0) {
+        v = mb_requantize(acc, mult, shift);
+    } else {
+        v = mb_smmulr(acc * 2, mult);
+        if (shift < 0) {
+            v = (((v + (v >> 31)) >> (-shift - 1)) + 1) >> 1;
+        }
+    }
+    v = mb_ssat9(v) + out_zp;
+    v = v < lo ? lo : v;
+    return (int8_t)(v > hi ? hi : v);
+}
+
+void mb_q_gemm_s8(const int32_t *w, const int16_t *cols, int32_t groups, int32_t ncols, int32_t cout,
+                  const int32_t *bias, const int32_t *mult, const int8_t *shift, int8_t *y, int32_t ch_stride,
+                  int32_t col_stride, int32_t out_zp, int32_t act_min, int32_t act_max);
+
+void mb_q_matvec_s8(const int32_t *w, const int16_t *col, int32_t groups, int32_t cout, const int32_t *bias,
+                    const int32_t *mult, const int8_t *shift, int8_t *y, int32_t out_zp, int32_t act_min,
+                    int32_t act_max);
+
+void mb_q_pack_column(const int8_t *x, int16_t *col, int32_t count, int32_t padded, int32_t slot, int32_t in_zp);
+
+#endif /* MB_Q_GEMM_H */

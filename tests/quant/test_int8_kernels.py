@@ -1,0 +1,205 @@
+"""The optimised int8 kernels (SMLAD GEMM cores, rows convolution, depthwise, mat-vec) against the
+NumPy interpreter, bit for bit: on the host (portable DSP instructions of mb_arm.h, also under
+ASan/UBSan) and on the Cortex-M7 in QEMU (the real instructions), where they must also take fewer
+instructions than the reference kernels. The fast requantization is checked against the reference
+one on every edge and on random inputs."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+import modelblocks
+from modelblocks.errors import GraphError
+from modelblocks.ir.serialize import load_graph, save_graph
+from modelblocks.ir.verify import verify
+from modelblocks.ops.q_conv import conv_weight_matrix
+from modelblocks.ops.q_linear import pack_weights
+from modelblocks.passes import select_kernels
+from modelblocks.targets.qemu import have_toolchain
+
+KERNELS = Path(modelblocks.__file__).parent / "backend" / "c" / "kernels"
+
+
+def _int8(model, x, **kw):
+    gen = torch.Generator().manual_seed(1)
+    calibration = torch.randn((16 * x.shape[0],) + tuple(x.shape[1:]), generator=gen)
+    return modelblocks.compile(model.eval(), (x,), quantize="int8", calibration=calibration, **kw)
+
+
+def _check(model, x, op: str, kernel: str, sanitize: bool = True):
+    opt = _int8(model, x)
+    ref = _int8(model, x, kernels="reference")
+    assert [n.kernel for n in opt.graph.nodes if n.op == op] == [kernel]
+    assert all(not n.kernel for n in ref.graph.nodes)
+    arrays = [x.numpy()]
+    want = opt.run_reference(arrays)
+    for got in (opt.run_c(arrays), ref.run_c(arrays)) + ((opt.run_sanitized(arrays),) if sanitize else ()):
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+    # the q_conv / q_linear output itself (before dequantization) is compared through the int8 graph
+    # outputs above; the arena must hold the optimised kernel's scratch
+    assert opt.source.arena_bytes >= ref.source.arena_bytes
+    return opt
+
+
+CONV_CASES = [
+    # cin, cout, kernel, stride, padding, dilation, groups, (h, w), expected variant
+    (3, 16, 3, 1, 1, 1, 1, (12, 11), "rows"),
+    (16, 16, 3, 1, 1, 1, 1, (8, 8), "rows"),
+    (5, 7, 3, 2, 1, 1, 1, (9, 10), "rows"),
+    (4, 6, 3, 1, 2, 2, 1, (9, 7), "rows"),  # dilation: one segment per tap
+    (1, 8, (10, 4), 2, (4, 1), 1, 1, (49, 10), "rows"),  # DS-CNN's first layer
+    (16, 33, 1, 1, 0, 1, 1, (5, 5), "rows"),  # pointwise, odd channel count
+    (6, 5, (2, 3), (1, 2), (1, 0), 1, 1, (6, 7), "rows"),
+    (8, 8, 3, 1, 1, 1, 8, (7, 6), "depthwise"),
+    (8, 8, 3, 2, 1, 1, 8, (9, 9), "depthwise"),
+    (4, 8, 5, 1, 2, 2, 4, (9, 9), "depthwise"),  # channel multiplier 2, dilation
+    (6, 6, (3, 4), (2, 1), (0, 2), 1, 6, (8, 9), "depthwise"),  # even kernel width
+]
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=[f"{c[-1]}-{i}" for i, c in enumerate(CONV_CASES)])
+def test_conv_variants_bit_exact(case):
+    cin, cout, k, s, p, d, g, hw, variant = case
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(cin, cout, k, s, p, d, g), nn.ReLU())
+    _check(model, torch.randn(2, cin, *hw), "q_conv", variant)
+
+
+def test_conv1d_runs_on_the_rows_kernel():
+    torch.manual_seed(0)
+    _check(nn.Conv1d(4, 6, 3, 2, 1), torch.randn(1, 4, 21), "q_conv", "rows")
+
+
+@pytest.mark.parametrize("rows,inf,outf,variant", [(1, 64, 32, "matvec"), (1, 37, 13, "matvec"),
+                                                   (1, 9, 2, "matvec"), (3, 50, 7, "gemm"),
+                                                   (4, 33, 6, "gemm"), (2, 8, 1, "gemm")])
+def test_linear_variants_bit_exact(rows, inf, outf, variant):
+    torch.manual_seed(0)
+    _check(nn.Sequential(nn.Linear(inf, outf), nn.ReLU6()), torch.randn(rows, inf), "q_linear", variant)
+
+
+def test_packed_weights_are_a_permutation_of_the_padded_weights():
+    """Independent decoding of the layout mb_q_gemm.c streams: words of 4 bytes (w0, w2, w1, w3),
+    channel blocks interleaved group by group."""
+    rng = np.random.default_rng(0)
+    w = rng.integers(-128, 128, size=(7, 13), dtype=np.int8)
+    for block in (2, 4):
+        words = pack_weights(w, block)
+        assert words.dtype == np.int32 and words.size == 7 * 16 // 4
+        raw = words.astype("<i4").view(np.int8).reshape(-1, 4)[:, [0, 2, 1, 3]]  # undo the byte order
+        decoded, pos, o = np.zeros((7, 16), np.int8), 0, 0
+        for size in [block] * (7 // block) + ([2] if 7 % block >= 2 else []) + ([1] if 7 % 2 else []):
+            for grp in range(4):
+                for r in range(size):
+                    decoded[o + r, 4 * grp:4 * grp + 4] = raw[pos]
+                    pos += 1
+            o += size
+        np.testing.assert_array_equal(decoded[:, :13], w)
+        assert not decoded[:, 13:].any()
+
+
+def test_conv_weight_matrix_orders_rows_taps_channels():
+    w = np.arange(2 * 3 * 2 * 2, dtype=np.int8).reshape(2, 3, 2, 2)  # cout, cin, kh, kw
+    m = conv_weight_matrix(w, dw=1)  # segments per kernel row: kw * cin = 6, padded to 8
+    assert m.shape == (2, 16)
+    np.testing.assert_array_equal(m[0, :6], [w[0, c, 0, j] for j in range(2) for c in range(3)])
+    assert not m[:, 6:8].any()
+    m = conv_weight_matrix(w, dw=2)  # one segment per tap: cin = 3, padded to 4
+    assert m.shape == (2, 16)
+    np.testing.assert_array_equal(m[1, 4:7], w[1, :, 0, 1])
+
+
+def test_fast_requantization_equals_the_reference(tmp_path):
+    """mb_q_output_fast against mb_q_output on the edges of every shift and 2 million random inputs, for
+    every accumulator the optimised kernels take (|acc| < 2^30)."""
+    src = tmp_path / "requant.c"
+    src.write_text(r'''
+#include <stdio.h>
+#include <stdint.h>
+#include "mb_q_gemm.h"
+static uint64_t s = 88172645463325252ull;
+static uint32_t next(void) { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return (uint32_t)s; }
+static int check(int32_t acc, int32_t m, int32_t sh, int32_t zp, int32_t lo, int32_t hi) {
+    if (mb_q_output(acc, m, sh, zp, lo, hi) != mb_q_output_fast(acc, m, sh, zp, lo, hi)) {
+        printf("%d %d %d %d\n", acc, m, sh, zp); return 1; }
+    return 0;
+}
+int main(void) {
+    const int32_t accs[] = {-MB_Q_FAST_ACC_LIMIT + 1, -MB_Q_FAST_ACC_LIMIT + 4, -65536, -257, -256, -129, -128, -1, 0,
+                            1, 127, 255, 256, 65535, MB_Q_FAST_ACC_LIMIT - 4, MB_Q_FAST_ACC_LIMIT - 1};
+    const int32_t mults[] = {0, 1, 1 << 30, 1518500250, INT32_MAX - 1, INT32_MAX};
+    int bad = 0;
+    for (int32_t sh = -31; sh <= 30; ++sh)
+        for (unsigned a = 0; a < sizeof accs / 4; ++a)
+            for (unsigned m = 0; m < sizeof mults / 4; ++m)
+                for (int32_t e = -3; e <= 3; ++e) {
+                    /* around every rounding tie of this shift */
+                    int64_t acc = (int64_t)accs[a] + (sh < 0 ? (int64_t)e * ((int64_t)1 << (-sh - 1)) : e);
+                    if (acc <= -MB_Q_FAST_ACC_LIMIT || acc >= MB_Q_FAST_ACC_LIMIT) continue;
+                    bad += check((int32_t)acc, mults[m], sh, -5, -128, 127);
+                }
+    for (long i = 0; i < 2000000; ++i) {
+        int32_t sh = -(int32_t)(next() % 32) + (i % 7 == 0 ? (int32_t)(next() % 31) : 0);
+        int32_t acc = (int32_t)next() >> (2 + next() % 24);
+        int32_t m = (int32_t)(next() >> 1);
+        int32_t zp = (int32_t)(next() % 256) - 128;
+        int32_t lo = -128 + (int32_t)(next() % 64), hi = 127 - (int32_t)(next() % 64);
+        bad += check(acc, m, sh, zp, lo, hi);
+    }
+    printf("mismatches %d\n", bad);
+    return bad != 0;
+}
+''')
+    exe = tmp_path / "requant"
+    subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fsanitize=undefined",
+                    "-fno-sanitize-recover=all", f"-I{KERNELS}", str(src), "-o", str(exe)], check=True)
+    out = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "mismatches 0" in out.stdout, out.stdout + out.stderr
+
+
+def test_kernel_choice_is_verified_and_saved(tmp_path):
+    torch.manual_seed(0)
+    compiled = _int8(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 4 * 4, 5)), torch.randn(1, 3, 6, 6))
+    graph = compiled.graph
+    assert select_kernels.kernel_counts(graph) == {"q_conv/rows": 1, "q_linear/matvec": 1}
+    save_graph(graph, tmp_path)
+    assert [n.kernel for n in load_graph(tmp_path / "model.json").nodes] == [n.kernel for n in graph.nodes]
+    conv = next(i for i, n in enumerate(graph.nodes) if n.op == "q_conv")
+    graph.nodes[conv] = graph.nodes[conv].replace(kernel="winograd")
+    with pytest.raises(GraphError, match="no kernel variant 'winograd'"):
+        verify(graph)
+    graph.nodes[conv] = graph.nodes[conv].replace(kernel="depthwise")
+    with pytest.raises(GraphError, match="does not apply"):
+        verify(graph)
+    assert all(not n.kernel for n in select_kernels.run(graph, "reference").nodes)
+
+
+@pytest.mark.skipif(not have_toolchain() and not os.environ.get("MODELBLOCKS_REQUIRE_TOOLCHAIN"),
+                    reason="arm-none-eabi-gcc or qemu-system-arm missing")
+def test_cortex_m7_runs_the_dsp_kernels_bit_exact_and_faster():
+    """One model with every variant: conv rows, depthwise, pointwise, mat-vec; the real SMLAD/SXTB16
+    on the M7 give the interpreter's bits, in fewer instructions per layer than the plain loops."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1), nn.ReLU(), nn.Conv2d(16, 16, 3, 1, 1, groups=16), nn.ReLU(),
+                          nn.Conv2d(16, 32, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+    x = torch.randn(1, 3, 12, 12)
+    counts = {}
+    for kernels in ("reference", "optimized"):
+        compiled = _int8(model, x, kernels=kernels)
+        sim = compiled.simulate([x.numpy()], target="cortex-m7")
+        np.testing.assert_array_equal(sim.outputs[0][0], compiled.run_reference([x.numpy()])[0])
+        by_index = {layer.index: layer.instructions for layer in sim.layers}
+        counts[kernels] = {(n.op, n.scope): by_index[i] for i, n in enumerate(compiled.graph.nodes)
+                           if n.op in ("q_conv", "q_linear")}
+        if kernels == "optimized":
+            assert select_kernels.kernel_counts(compiled.graph) == {"q_conv/rows": 2, "q_conv/depthwise": 1,
+                                                                    "q_linear/matvec": 1}
+    assert counts["reference"].keys() == counts["optimized"].keys()
+    for layer, ref in counts["reference"].items():
+        assert counts["optimized"][layer] < ref, (layer, counts)
