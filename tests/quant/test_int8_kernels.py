@@ -117,7 +117,7 @@ def test_conv_weight_matrix_orders_rows_taps_channels():
 
 def test_fast_requantization_equals_the_reference(tmp_path):
     """mb_q_output_fast against mb_q_output on the edges of every shift and 2 million random inputs, for
-    every accumulator the optimised kernels take (|acc| < 2^30)."""
+    every accumulator and shift the optimised kernels take (|acc| < 2^30, shift <= 0)."""
     src = tmp_path / "requant.c"
     src.write_text(r'''
 #include <stdio.h>
@@ -135,7 +135,7 @@ int main(void) {
                             1, 127, 255, 256, 65535, MB_Q_FAST_ACC_LIMIT - 4, MB_Q_FAST_ACC_LIMIT - 1};
     const int32_t mults[] = {0, 1, 1 << 30, 1518500250, INT32_MAX - 1, INT32_MAX};
     int bad = 0;
-    for (int32_t sh = -31; sh <= 30; ++sh)
+    for (int32_t sh = -31; sh <= 0; ++sh)
         for (unsigned a = 0; a < sizeof accs / 4; ++a)
             for (unsigned m = 0; m < sizeof mults / 4; ++m)
                 for (int32_t e = -3; e <= 3; ++e) {
@@ -145,7 +145,7 @@ int main(void) {
                     bad += check((int32_t)acc, mults[m], sh, -5, -128, 127);
                 }
     for (long i = 0; i < 2000000; ++i) {
-        int32_t sh = -(int32_t)(next() % 32) + (i % 7 == 0 ? (int32_t)(next() % 31) : 0);
+        int32_t sh = -(int32_t)(next() % 32);
         int32_t acc = (int32_t)next() >> (2 + next() % 24);
         int32_t m = (int32_t)(next() >> 1);
         int32_t zp = (int32_t)(next() % 256) - 128;

@@ -25,7 +25,7 @@ from ..quant import arith
 from ..quant.lowering import lowers
 from .conv import _conv_out_size
 from .q_linear import (Q_ATTRS, XW_MAX, acc_bound_ok, bias_bound, check_q_attrs, check_tables, finish,
-                       fast_acc_ok, lower_weighted, pack_weights, padded8)
+                       fast_requant_ok, lower_weighted, pack_weights, padded8)
 from .registry import Attr, OpDef, Variant, numel, register
 
 
@@ -209,12 +209,12 @@ def _emit_any(ctx, node):
 def _depthwise_applies(node, ins, outs):
     kh, kw, *_ = _geometry(node, ins, outs)
     return (_is_depthwise(ins[0].shape, ins[1].shape, node.attrs["groups"]) and kh * ((kw + 1) // 2) <= DW_MAX_PAIRS
-            and fast_acc_ok(ins, kh * kw))
+            and fast_requant_ok(ins, kh * kw))
 
 
 _OPT_KERNELS = ("mb_q_conv_opt", "mb_q_gemm", "mb_arm")
 VARIANTS = (
-    Variant("rows", applies=lambda node, ins, outs: node.attrs["groups"] == 1 and fast_acc_ok(ins, numel(ins[1].shape[1:])),
+    Variant("rows", applies=lambda node, ins, outs: node.attrs["groups"] == 1 and fast_requant_ok(ins, numel(ins[1].shape[1:])),
             kernels=_OPT_KERNELS,
             scratch_bytes=_rows_scratch,
             doc="input rows as int16 HWC, two positions' patches as columns, 2x2 SMLAD GEMM"),

@@ -158,13 +158,16 @@ def _macs(node, ins, outs):
 
 # -- optimised kernels (mb_q_linear_opt.c on the SMLAD cores of mb_q_gemm.c) --------------------------
 
-FAST_ACC_LIMIT = 2**30  # MB_Q_FAST_ACC_LIMIT in mb_q_gemm.h: the optimised kernels' requantization needs |acc| below
+FAST_ACC_LIMIT = 2**30  # MB_Q_FAST_ACC_LIMIT in mb_q_gemm.h
 
 
-def fast_acc_ok(ins, k: int) -> bool:
-    """The optimised int8 kernels apply when the worst-case accumulator stays below 2^30 (about 32k
-    products per output)."""
-    return acc_bound_ok(k, XW_MAX, bias_bound(ins[2]), FAST_ACC_LIMIT)
+def fast_requant_ok(ins, k: int) -> bool:
+    """The optimised int8 kernels requantize in fewer instructions for accumulators below 2^30 (about
+    32k products per output) and multipliers below 1 (shift <= 0): true of nearly every layer; the
+    others run the reference kernel."""
+    shift = ins[4]
+    return (acc_bound_ok(k, XW_MAX, bias_bound(ins[2]), FAST_ACC_LIMIT) and shift.data is not None
+            and (shift.data.size == 0 or int(shift.data.max()) <= 0))
 
 
 def padded8(k: int) -> int:
@@ -215,11 +218,11 @@ def _emit_any(ctx, node):
 
 _OPT_KERNELS = ("mb_q_linear_opt", "mb_q_gemm", "mb_arm")
 VARIANTS = (
-    Variant("gemm", applies=lambda node, ins, outs: _rows(ins) >= 2 and fast_acc_ok(ins, ins[1].shape[1]),
+    Variant("gemm", applies=lambda node, ins, outs: _rows(ins) >= 2 and fast_requant_ok(ins, ins[1].shape[1]),
             kernels=_OPT_KERNELS,
             scratch_bytes=lambda node, ins, outs: 2 * 2 * padded8(ins[1].shape[1]),
             doc="two input rows x two output channels per pass (SMLAD), for batches and token sequences"),
-    Variant("matvec", applies=lambda node, ins, outs: fast_acc_ok(ins, ins[1].shape[1]), kernels=_OPT_KERNELS,
+    Variant("matvec", applies=lambda node, ins, outs: fast_requant_ok(ins, ins[1].shape[1]), kernels=_OPT_KERNELS,
             scratch_bytes=lambda node, ins, outs: 2 * padded8(ins[1].shape[1]),
             doc="one input row x four output channels per pass (SMLAD)"),
 )

@@ -15,6 +15,12 @@
 #include "mb_q_conv_opt.h"
 #include "mb_q_gemm.h"
 
+#if defined(__GNUC__) || defined(__clang__)
+#define MB_NOINLINE __attribute__((noinline))
+#else
+#define MB_NOINLINE
+#endif
+
 static int32_t mb_round4(int32_t v)
 {
     return (v + 3) & ~3;
@@ -46,44 +52,52 @@ static void mb_q_conv_load_row(const int8_t *xb, int16_t *dst, int32_t cin, int3
     }
 }
 
-/* The same for one channel (depthwise): the padding columns are zeroed, the image columns converted. */
-static void mb_q_dw_load_row(const int8_t *xc, int16_t *dst, int32_t h, int32_t wd, int32_t wp, int32_t pl,
-                             int32_t ih, int32_t in_zp)
+/* A 3x3 depthwise kernel with dilation 1 over one channel's padded int16 plane (`wp` columns): six tap
+ * pairs (taps[0..5]) by SMLAD per output. Not inlined: on its own it keeps the taps in registers. */
+MB_NOINLINE static void mb_q_dw3x3_plane(const int16_t *plane, int32_t wp, const int32_t *taps, int8_t *y,
+                                         int32_t oh, int32_t ow, int32_t sh, int32_t sw, int32_t bias, int32_t mult,
+                                         int32_t shift, int32_t out_zp, int32_t act_min, int32_t act_max)
 {
-    int32_t p = 0;
-    if (ih >= 0 && ih < h) {
-        const int8_t *src = xc + (int64_t)ih * wd - pl;
-        const int32_t last = (wd + pl < wp) ? wd + pl : wp;
-        for (; p < pl; ++p) {
-            dst[p] = 0;
+    const int32_t t00 = taps[0], t01 = taps[1], t10 = taps[2], t11 = taps[3], t20 = taps[4], t21 = taps[5];
+    for (int32_t r = 0; r < oh; ++r) {
+        const int16_t *r0 = plane + (int64_t)r * sh * wp;
+        const int16_t *r1 = r0 + wp, *r2 = r1 + wp;
+        int8_t *yr = y + (int64_t)r * ow;
+        for (int32_t c = 0; c < ow; ++c) {
+            int32_t acc = mb_smlad(t00, mb_load_s16x2(r0), bias);
+            acc = mb_smlad(t01, mb_load_s16x2(r0 + 2), acc);
+            acc = mb_smlad(t10, mb_load_s16x2(r1), acc);
+            acc = mb_smlad(t11, mb_load_s16x2(r1 + 2), acc);
+            acc = mb_smlad(t20, mb_load_s16x2(r2), acc);
+            acc = mb_smlad(t21, mb_load_s16x2(r2 + 2), acc);
+            yr[c] = mb_q_output_fast(acc, mult, shift, out_zp, act_min, act_max);
+            r0 += sw;
+            r1 += sw;
+            r2 += sw;
         }
-        for (; p < last; ++p) {
-            dst[p] = (int16_t)(src[p] - in_zp);
-        }
-    }
-    for (; p < wp; ++p) {
-        dst[p] = 0;
     }
 }
 
-/* One output row of a 3x3 depthwise kernel with dw = 1: six tap pairs (taps[0..5]) by SMLAD over the
- * three input rows r0..r2. */
-static void mb_q_dw3x3_row(const int16_t *r0, const int16_t *r1, const int16_t *r2, const int32_t *taps, int8_t *yr,
-                           int32_t ow, int32_t sw, int32_t bias, int32_t mult, int32_t shift, int32_t out_zp,
-                           int32_t act_min, int32_t act_max)
+/* One channel's plane as int16 (x - in_zp) into hp x wp, rows and columns outside the image zero. */
+static void mb_q_dw_load_plane(const int8_t *xc, int16_t *dst, int32_t h, int32_t wd, int32_t hp, int32_t wp,
+                               int32_t pt, int32_t pl, int32_t in_zp)
 {
-    const int32_t t00 = taps[0], t01 = taps[1], t10 = taps[2], t11 = taps[3], t20 = taps[4], t21 = taps[5];
-    for (int32_t c = 0; c < ow; ++c) {
-        int32_t acc = mb_smlad(t00, mb_load_s16x2(r0), bias);
-        acc = mb_smlad(t01, mb_load_s16x2(r0 + 2), acc);
-        acc = mb_smlad(t10, mb_load_s16x2(r1), acc);
-        acc = mb_smlad(t11, mb_load_s16x2(r1 + 2), acc);
-        acc = mb_smlad(t20, mb_load_s16x2(r2), acc);
-        acc = mb_smlad(t21, mb_load_s16x2(r2 + 2), acc);
-        yr[c] = mb_q_output_fast(acc, mult, shift, out_zp, act_min, act_max);
-        r0 += sw;
-        r1 += sw;
-        r2 += sw;
+    const int32_t last = (wd + pl < wp) ? wd + pl : wp; /* one past the last image column */
+    for (int32_t r = 0; r < hp; ++r, dst += wp) {
+        const int32_t ih = r - pt;
+        int32_t p = 0;
+        if (ih >= 0 && ih < h) {
+            const int8_t *src = xc + (int64_t)ih * wd - pl;
+            for (; p < pl; ++p) {
+                dst[p] = 0;
+            }
+            for (; p < last; ++p) {
+                dst[p] = (int16_t)(src[p] - in_zp);
+            }
+        }
+        for (; p < wp; ++p) {
+            dst[p] = 0;
+        }
     }
 }
 
@@ -111,6 +125,40 @@ static int32_t mb_q_conv_copy_segment(const int16_t *src, int32_t len, int16_t *
     return g;
 }
 
+/* A 1x1 convolution with stride 1 and no padding reads its two positions' channels straight from the
+ * NCHW input (no ring): column slot 1 gets position p, slot 2 position p + 1 (`ncols` 2), or a lone
+ * column (slot 0); zeros pad the channels to `groups` * 4. */
+static void mb_q_pack_pointwise(const int8_t *x, int32_t plane, int32_t cin, int32_t ncols, int16_t *cols,
+                                int32_t groups, int32_t in_zp)
+{
+    const int32_t step = ncols == 2 ? 8 : 4;
+    int16_t *dst = cols;
+    int32_t c = 0;
+    for (; c + 4 <= cin; c += 4) {
+        for (int32_t t = 0; t < 4; ++t) {
+            const int8_t *src = x + (int64_t)(c + t) * plane;
+            dst[t] = (int16_t)(src[0] - in_zp);
+            if (ncols == 2) {
+                dst[t + 4] = (int16_t)(src[1] - in_zp);
+            }
+        }
+        dst += step;
+    }
+    for (int32_t g = c / 4; g < groups; ++g, c += 4) {
+        for (int32_t t = 0; t < step; ++t) {
+            dst[t] = 0;
+        }
+        for (int32_t t = 0; t < 4 && c + t < cin; ++t) {
+            const int8_t *src = x + (int64_t)(c + t) * plane;
+            dst[t] = (int16_t)(src[0] - in_zp);
+            if (ncols == 2) {
+                dst[t + 4] = (int16_t)(src[1] - in_zp);
+            }
+        }
+        dst += step;
+    }
+}
+
 void mb_q_conv_s8_rows(const int8_t *x, const int32_t *w, const int32_t *bias, const int32_t *mult,
                        const int8_t *shift, int8_t *y, int32_t n, int32_t cin, int32_t h, int32_t wd, int32_t cout,
                        int32_t oh, int32_t ow, int32_t kh, int32_t kw, int32_t sh, int32_t sw, int32_t pt, int32_t pl,
@@ -128,6 +176,16 @@ void mb_q_conv_s8_rows(const int8_t *x, const int32_t *w, const int32_t *bias, c
     for (int32_t b = 0; b < n; ++b) {
         const int8_t *xb = x + (int64_t)b * cin * h * wd;
         int8_t *yb = y + (int64_t)b * cout * plane;
+        if (kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && oh == h && ow == wd) {
+            /* pointwise: positions pair up across rows, the output plane being contiguous too */
+            for (int32_t p = 0; p < plane; p += 2) {
+                const int32_t ncols = plane - p >= 2 ? 2 : 1;
+                mb_q_pack_pointwise(xb + p, plane, cin, ncols, cols, groups, in_zp);
+                mb_q_gemm_s8(w, cols, groups, ncols, cout, bias, mult, shift, yb + p, plane, 1, out_zp, act_min,
+                             act_max);
+            }
+            continue;
+        }
         int32_t loaded = -pt - 1; /* rows up to `loaded` are in the ring */
         for (int32_t r = 0; r < oh; ++r) {
             const int32_t ih0 = r * sh - pt;
@@ -184,18 +242,15 @@ void mb_q_depthwise_conv_s8_rows(const int8_t *x, const int8_t *w, const int32_t
                 }
             }
             if (o % mult_per_channel == 0) { /* a new input channel: its padded plane as int16 */
-                for (int32_t r = 0; r < hp; ++r) {
-                    mb_q_dw_load_row(xc, buf + (int64_t)r * wp, h, wd, wp, pl, r - pt, in_zp);
-                }
+                mb_q_dw_load_plane(xc, buf, h, wd, hp, wp, pt, pl, in_zp);
+            }
+            if (kh == 3 && kw == 3 && dh == 1 && dw == 1) { /* the common case */
+                mb_q_dw3x3_plane(buf, wp, taps, yo, oh, ow, sh, sw, bo, mo, so, out_zp, act_min, act_max);
+                continue;
             }
             for (int32_t r = 0; r < oh; ++r) {
                 const int16_t *top = buf + (int64_t)r * sh * wp;
                 int8_t *yr = yo + (int64_t)r * ow;
-                if (kh == 3 && kw == 3 && dw == 1) { /* the common case */
-                    mb_q_dw3x3_row(top, top + dh * wp, top + 2 * dh * wp, taps, yr, ow, sw, bo, mo, so, out_zp,
-                                   act_min, act_max);
-                    continue;
-                }
                 for (int32_t c = 0; c < ow; ++c) {
                     int32_t acc = bo;
                     for (int32_t i = 0; i < kh; ++i) {
