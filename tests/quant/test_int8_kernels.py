@@ -84,6 +84,50 @@ def test_linear_variants_bit_exact(rows, inf, outf, variant):
     _check(nn.Sequential(nn.Linear(inf, outf), nn.ReLU6()), torch.randn(rows, inf), "q_linear", variant)
 
 
+class MatMul(nn.Module):
+    def __init__(self, transpose: bool):
+        super().__init__()
+        self.transpose = transpose
+
+    def forward(self, a, b):
+        return torch.relu(a @ (b.transpose(-2, -1) if self.transpose else b))
+
+
+@pytest.mark.parametrize("a_shape,b_shape,transpose", [((2, 5, 7), (2, 6, 7), True), ((4, 17, 16), (4, 17, 16), True),
+                                                       ((3, 9, 9), (3, 9, 4), False), ((2, 1, 3, 8), (4, 8, 5), False)])
+def test_matmul_variant_bit_exact(a_shape, b_shape, transpose):
+    """Odd K (padded with zeros), odd rows and columns (tails of the 2 x 2 tiles), broadcast batches."""
+    torch.manual_seed(0)
+    a, b = torch.randn(*a_shape), torch.randn(*b_shape)
+    gen = torch.Generator().manual_seed(2)
+    batches = [(torch.randn(*a_shape, generator=gen).numpy(), torch.randn(*b_shape, generator=gen).numpy())
+               for _ in range(8)]
+    compiled = modelblocks.compile(MatMul(transpose).eval(), (a, b), quantize="int8", calibration=lambda: batches)
+    assert select_kernels.kernel_counts(compiled.graph) == {"q_matmul/dsp": 1}
+    arrays = [a.numpy(), b.numpy()]
+    for got, want in zip(compiled.run_sanitized(arrays), compiled.run_reference(arrays)):
+        np.testing.assert_array_equal(got, want)
+
+
+class Residual(nn.Module):
+    def __init__(self, sub: bool):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.sub = sub
+
+    def forward(self, x):
+        y = self.conv(x)
+        return torch.relu(x - y if self.sub else x + y) + x[:, :1]  # the last add broadcasts: reference kernel
+
+
+@pytest.mark.parametrize("sub", [False, True])
+def test_residual_add_variant_bit_exact(sub):
+    torch.manual_seed(0)
+    compiled = _check(Residual(sub), torch.randn(2, 4, 6, 5), "q_conv", "rows")
+    adds = [n.kernel for n in compiled.graph.nodes if n.op == "q_add"]
+    assert sorted(adds) == ["", "flat"], adds
+
+
 def test_packed_weights_are_a_permutation_of_the_padded_weights():
     """Independent decoding of the layout mb_q_gemm.c streams: words of 4 bytes (w0, w2, w1, w3),
     channel blocks interleaved group by group."""
@@ -203,3 +247,28 @@ def test_cortex_m7_runs_the_dsp_kernels_bit_exact_and_faster():
     assert counts["reference"].keys() == counts["optimized"].keys()
     for layer, ref in counts["reference"].items():
         assert counts["optimized"][layer] < ref, (layer, counts)
+    # a residual subtraction (negative multiplier) on the SMMULR requantization
+    x = torch.randn(1, 4, 6, 5)
+    adds = {}
+    for kernels in ("reference", "optimized"):
+        compiled = _int8(Residual(sub=True), x, kernels=kernels)
+        sim = compiled.simulate([x.numpy()], target="cortex-m7")
+        np.testing.assert_array_equal(sim.outputs[0][0], compiled.run_reference([x.numpy()])[0])
+        index = next(i for i, n in enumerate(compiled.graph.nodes) if n.op == "q_add" and n.kernel in ("", "flat")
+                     and compiled.graph.tensors[n.inputs[0]].shape == compiled.graph.tensors[n.inputs[1]].shape)
+        adds[kernels] = next(layer.instructions for layer in sim.layers if layer.index == index)
+    assert adds["optimized"] < adds["reference"], adds
+    # attention scores q @ k^T on the int16 SMLAD tiles
+    q, k = torch.randn(2, 9, 8), torch.randn(2, 9, 8)
+    gen = torch.Generator().manual_seed(3)
+    batches = [(torch.randn(2, 9, 8, generator=gen).numpy(), torch.randn(2, 9, 8, generator=gen).numpy())
+               for _ in range(8)]
+    insns = {}
+    for kernels in ("reference", "optimized"):
+        compiled = modelblocks.compile(MatMul(True).eval(), (q, k), quantize="int8", calibration=lambda: batches,
+                                       kernels=kernels)
+        sim = compiled.simulate([[q.numpy(), k.numpy()]], target="cortex-m7")
+        np.testing.assert_array_equal(sim.outputs[0][0], compiled.run_reference([q.numpy(), k.numpy()])[0])
+        index = next(i for i, n in enumerate(compiled.graph.nodes) if n.op == "q_matmul")
+        insns[kernels] = next(layer.instructions for layer in sim.layers if layer.index == index)
+    assert insns["optimized"] < insns["reference"], insns

@@ -267,7 +267,8 @@ def test_kernels_bit_exact_on_edge_parameters():
         np.testing.assert_array_equal(s, r)
     # the same edge parameters (zero points at both ends, clamps, multipliers above 1) on the optimised kernels
     optimized = CompiledModel(select_kernels.run(g))
-    assert set(select_kernels.kernel_counts(optimized.graph)) == {"q_linear/gemm", "q_conv/rows", "q_conv/depthwise"}
+    assert set(select_kernels.kernel_counts(optimized.graph)) == {"q_linear/gemm", "q_conv/rows", "q_conv/depthwise",
+                                                                  "q_matmul/dsp"}
     for r, c in zip(ref, optimized.run_sanitized(feeds)):
         np.testing.assert_array_equal(c, r)
 

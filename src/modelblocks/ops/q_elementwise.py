@@ -28,7 +28,7 @@ from ..ir.graph import QuantParams, Tensor
 from ..quant import arith
 from ..quant.lowering import QuantContext, lowers
 from .binary import broadcast_strides, collapse
-from .registry import MAX_RANK, Attr, OpDef, Prop, numel, register
+from .registry import MAX_RANK, Attr, OpDef, Prop, Variant, numel, register
 
 ADD_LEFT_SHIFT = 20  # TFLite's left shift for int8 add
 REQUANT_LEFT_SHIFT = 20  # (x - zp) * 2^20 fits int32 for any int8 x
@@ -113,13 +113,32 @@ _ADD_KEYS = ("a_zp", "a_mult", "a_shift", "b_zp", "b_mult", "b_shift", "left_shi
              "out_shift", "act_min", "act_max")
 _MUL_KEYS = ("a_zp", "b_zp", "out_zp", "mult", "shift", "act_min", "act_max")
 
+def _add_emit(ctx, node) -> str:
+    if node.kernel == "flat":
+        a, b = node.inputs
+        return (f"mb_q_add_s8_flat({ctx.ptr(a)}, {ctx.ptr(b)}, {ctx.ptr(node.outputs[0])}, "
+                f"{numel(ctx.shape(a))}, {_args(ctx, node, _ADD_KEYS)});")
+    return f"mb_q_add_s8({_walk(ctx, node)}, {_args(ctx, node, _ADD_KEYS)});"
+
+
+def _add_flat_applies(node, ins, outs) -> bool:
+    """Same shapes (no broadcast) and every multiplier below 1, the fast requantization's condition
+    (|(x - zp) * 2^20| < 2^28, so the accumulators stay below 2^30)."""
+    a = node.attrs
+    return (ins[0].shape == ins[1].shape == outs[0].shape
+            and max(a["a_shift"], a["b_shift"], a["out_shift"]) <= 0 and a["left_shift"] <= ADD_LEFT_SHIFT)
+
+
 register(OpDef(
     name="q_add",
     infer=_binary_infer("q_add", ("a_zp", "b_zp", "out_zp"), ("a_shift", "b_shift", "out_shift"),
                         ("a_mult", "b_mult", "out_mult")),
     reference=_add_reference,
-    emit=lambda ctx, node: f"mb_q_add_s8({_walk(ctx, node)}, {_args(ctx, node, _ADD_KEYS)});",
+    emit=_add_emit,
     kernels=("mb_q_elementwise", "mb_quant"),
+    variants=(Variant("flat", applies=_add_flat_applies,
+                      kernels=("mb_q_elementwise_opt", "mb_q_gemm", "mb_arm"),
+                      doc="same-shape operands: one pass, SMMULR requantization"),),
     attrs={**{k: Attr("int") for k in _ADD_KEYS if k not in _CLAMP}, **_CLAMP},
     num_inputs=(2, 2), props=frozenset({Prop.ELEMENTWISE}),
     macs=lambda node, ins, outs: numel(outs[0].shape),

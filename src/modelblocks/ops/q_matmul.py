@@ -22,8 +22,9 @@ from ..quant import arith
 from ..quant.lowering import lowers
 from .binary import broadcast_strides, collapse
 from .matmul import _out_shape
-from .q_linear import acc_bound_ok, check_q_attrs, finish, input_params, multipliers_fit, output_params_ok
-from .registry import MAX_RANK, Attr, OpDef, numel, register
+from .q_linear import (FAST_ACC_LIMIT, acc_bound_ok, check_q_attrs, finish, input_params, multipliers_fit,
+                       output_params_ok)
+from .registry import MAX_RANK, Attr, OpDef, Variant, numel, register
 
 AB_MAX = 255 * 255  # |(a - a_zp) * (b - b_zp)| for int8 values and zero points
 
@@ -60,10 +61,22 @@ def _emit(ctx, node):
     a_bs = broadcast_strides(ctx.shape(a), tuple(batch) + (m, k))[:-2]
     b_bs = broadcast_strides(ctx.shape(b), tuple(batch) + (k, n))[:-2]
     dims, (a_bs, b_bs) = collapse(batch, a_bs, b_bs)
-    return (f"mb_q_matmul_s8({ctx.ptr(a)}, {ctx.ptr(b)}, {ctx.ptr(node.outputs[0])}, {len(dims)}, "
+    name, scratch = ("mb_q_matmul_s8_dsp", f", {ctx.scratch(node, 'int16_t')}") if node.kernel else ("mb_q_matmul_s8", "")
+    return (f"{name}({ctx.ptr(a)}, {ctx.ptr(b)}, {ctx.ptr(node.outputs[0])}, {len(dims)}, "
             f"{ctx.ints(dims, 'dims')}, {ctx.ints(a_bs, 'strides')}, {ctx.ints(b_bs, 'strides')}, {m}, {k}, {n}, "
             f"{ctx.i(at['a_zp'])}, {ctx.i(at['b_zp'])}, {ctx.i(at['mult'])}, {ctx.i(at['shift'])}, "
-            f"{ctx.i(at['out_zp'])}, {ctx.i(at.get('act_min', arith.QMIN))}, {ctx.i(at.get('act_max', arith.QMAX))});")
+            f"{ctx.i(at['out_zp'])}, {ctx.i(at.get('act_min', arith.QMIN))}, "
+            f"{ctx.i(at.get('act_max', arith.QMAX))}{scratch});")
+
+
+def _dsp_applies(node, ins, outs):
+    """mb_q_gemm.h's fast requantization: accumulators below 2^30 and a multiplier below 1."""
+    return acc_bound_ok(ins[0].shape[-1], AB_MAX, 0, FAST_ACC_LIMIT) and node.attrs["shift"] <= 0
+
+
+def _dsp_scratch(node, ins, outs):
+    k2 = ins[0].shape[-1] + ins[0].shape[-1] % 2
+    return 2 * k2 * (outs[0].shape[-1] + 2)  # b^T and two rows of a, int16
 
 
 def _macs(node, ins, outs):
@@ -75,6 +88,9 @@ register(OpDef(
     attrs={"a_zp": Attr("int"), "b_zp": Attr("int"), "out_zp": Attr("int"), "mult": Attr("int"),
            "shift": Attr("int"), "act_min": Attr("int", arith.QMIN), "act_max": Attr("int", arith.QMAX)},
     num_inputs=(2, 2), macs=_macs,
+    variants=(Variant("dsp", applies=_dsp_applies, kernels=("mb_q_matmul_opt", "mb_q_gemm", "mb_arm"),
+                      scratch_bytes=_dsp_scratch,
+                      doc="b^T and a's rows as int16, two rows x two columns by SMLAD"),),
     doc="int8 y = clamp(requant((a - a_zp) @ (b - b_zp)) + out_zp), batch dims broadcast",
 ))
 

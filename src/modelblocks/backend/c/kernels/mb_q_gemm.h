@@ -12,20 +12,24 @@
  * (ops/q_linear.py `fast_requant_ok`); other layers run the reference kernels. */
 #define MB_Q_FAST_ACC_LIMIT (1 << 30)
 
-/* mb_q_output (mb_quant.h) in fewer instructions and no branch, with the same result for |acc| < 2^30
+/* mb_requantize and mb_q_output (mb_quant.h) in fewer instructions and no branch, with the same result for |acc| < 2^30
  * and shift <= 0 (tested on every edge and at random against it): the doubling high multiply
  * (acc * mult + 2^30) >> 31 is one SMMULR of 2 * acc; TFLite's rounding division by 2^e (half away
  * from zero) is floor((v + 2^(e-1) - (v < 0)) / 2^e) for e > 0; SSAT bounds to [-256, 255]. The
  * per-channel terms (e, half, the sign mask) are hoisted out of the kernels' loops by the compiler. */
-static inline int8_t mb_q_output_fast(int32_t acc, int32_t mult, int32_t shift, int32_t out_zp, int32_t lo,
-                                      int32_t hi)
+static inline int32_t mb_q_requantize_fast(int32_t acc, int32_t mult, int32_t shift)
 {
     const int32_t e = -shift;
     const int32_t half = (int32_t)((1u << e) >> 1);
     const int32_t neg = -(int32_t)(e > 0); /* all ones when a rounding shift follows */
-    int32_t v = mb_smmulr(acc * 2, mult);
-    v = (v + half + ((v >> 31) & neg)) >> e;
-    v = mb_ssat9(v) + out_zp;
+    const int32_t v = mb_smmulr(acc * 2, mult);
+    return (v + half + ((v >> 31) & neg)) >> e;
+}
+
+static inline int8_t mb_q_output_fast(int32_t acc, int32_t mult, int32_t shift, int32_t out_zp, int32_t lo,
+                                      int32_t hi)
+{
+    int32_t v = mb_ssat9(mb_q_requantize_fast(acc, mult, shift)) + out_zp;
     v = v < lo ? lo : v;
     return (int8_t)(v > hi ? hi : v);
 }
