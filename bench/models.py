@@ -6,7 +6,7 @@ tolerance where a float island makes bit-exactness impossible). One row per mode
 with the optimised/reference ratios.
 
     .venv/bin/python bench/models.py [--models ds_cnn,resnet8] [--precision float32,int8] [--json out.json]
-                                     [--kernels reference,optimized] [--target cortex-m7]
+                                     [--kernels reference,optimized] [--target cortex-m7] [--opt -O2]
 
 MACs are the float32 graph's, as the compile report counts them (convolutions, linear layers, matmuls,
 plus one per pooled or softmaxed element), for both precisions, so instructions per MAC compare across
@@ -115,14 +115,14 @@ def _worst(a: float, b: float) -> float:
     return float("nan") if np.isnan(a) or np.isnan(b) else max(a, b)
 
 
-def measure(s: Spec, precision: str, kernels: str, target: str) -> Build:
+def measure(s: Spec, precision: str, kernels: str, target: str, opt: str = "-O2") -> Build:
     from modelblocks.passes.select_kernels import kernel_counts  # noqa: PLC0415
 
     t0 = time.perf_counter()
     kw = {"quantize": "int8", "calibration": s.calibration} if precision == "int8" else {}
     compiled = modelblocks.compile(s.model, (s.example,), name=s.name, kernels=kernels, **kw)
     inputs = [[s.evals[i:i + 1].numpy()] for i in range(len(s.evals))]
-    sim = compiled.simulate(inputs, target=target)
+    sim = compiled.simulate(inputs, target=target, opt=opt)
     with torch.no_grad():
         expected = [s.model(s.evals[i:i + 1]).numpy() for i in range(len(s.evals))]
     ok, worst, worst_torch, exact_all = True, 0.0, 0.0, True
@@ -161,11 +161,11 @@ def measure(s: Spec, precision: str, kernels: str, target: str) -> Build:
                  dict(sorted(by_op.items(), key=lambda kv: -kv[1])), float_nodes, "", time.perf_counter() - t0)
 
 
-def measure_or_error(s: Spec, precision: str, kernels: str, target: str) -> Build:
+def measure_or_error(s: Spec, precision: str, kernels: str, target: str, opt: str = "-O2") -> Build:
     """`measure`, or a Build carrying the error: one broken build does not stop the table."""
     t0 = time.perf_counter()
     try:
-        return measure(s, precision, kernels, target)
+        return measure(s, precision, kernels, target, opt)
     except Exception as exc:  # noqa: BLE001 (reported in the table and the JSON)
         return Build(s.name, precision, kernels, s.macs, error=f"{type(exc).__name__}: {exc}",
                      seconds=time.perf_counter() - t0)
@@ -236,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default=",".join(PRECISIONS), help="comma-separated: float32,int8")
     parser.add_argument("--kernels", default=",".join(KERNELS), help="comma-separated: reference,optimized")
     parser.add_argument("--target", default="cortex-m7")
+    parser.add_argument("--opt", default="-O2", help="optimisation flag of the target build (-O2, -O3, -Os)")
     parser.add_argument("--json", metavar="PATH", help="also save every build (with instructions per op) as JSON")
     args = parser.parse_args(argv)
     names = [m for m in args.models.split(",") if m]
@@ -252,13 +253,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     t0 = time.perf_counter()
     builds: list[Build] = []
-    print(f"{args.target} in QEMU, arm-none-eabi-gcc -O2, {RUNS} inferences per build (instructions of the first)",
+    print(f"{args.target} in QEMU, arm-none-eabi-gcc {args.opt}, {RUNS} inferences per build (instructions of the first)",
           flush=True)
     for name in names:
         s = spec(name)
         for precision in precisions:
             for k in kernels:
-                b = measure_or_error(s, precision, k, args.target)
+                b = measure_or_error(s, precision, k, args.target, args.opt)
                 builds.append(b)
                 print(f"  {name} {precision} {k}: {b.instructions:,} instructions, {b.verdict} ({b.seconds:.1f} s)",
                       flush=True, file=sys.stderr)
@@ -275,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             r, o = by.get("reference"), by.get("optimized")
             ratios[f"{m}/{p}"] = {a: _ratio(o, r, a) for a in ("instructions", "flash", "arena")}
         Path(args.json).write_text(json.dumps({
-            "target": args.target, "opt": "-O2", "runs": RUNS, "float_tol": FLOAT_TOL, "seconds": round(wall, 1),
+            "target": args.target, "opt": args.opt, "runs": RUNS, "float_tol": FLOAT_TOL, "seconds": round(wall, 1),
             "builds": [dict(asdict(b), per_mac=None if b.error else b.per_mac) for b in builds],
             "ratios_optimized_over_reference": ratios,
         }, indent=1) + "\n")

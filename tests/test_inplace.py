@@ -18,9 +18,10 @@ from modelblocks.passes.schedule import best_order, peak_live_bytes
 
 
 def compiled_of(model, *inputs, sanitize=False, passes=PIPELINE):
+    """On the reference kernels: the arenas below are the tensors' alone (optimised kernels add scratch)."""
     torch.manual_seed(1)
     model = model.eval()
-    compiled = modelblocks.compile(model, inputs, passes=passes)
+    compiled = modelblocks.compile(model, inputs, passes=passes, kernels="reference")
     check_model(model, inputs, compiled=compiled, sanitize=sanitize)
     return compiled
 

@@ -14,6 +14,13 @@ element sums the input positions that a scatter would have sent to it, so no scr
 
 The C kernels are 2-D; a 1-D op runs as H = 1 with a 1-row kernel.
 
+Optimised conv kernels (mb_conv_f32_opt.c; passes/select_kernels.py takes the first that applies, for
+layers of at least MIN_MACS): "depthwise3x3" (groups = cin = cout, 3x3, stride 1 or 2), "pointwise"
+(1x1, stride 1, no padding: a GEMM on the input in place) and "im2col" (any other conv with a
+constant weight: patches of 4 positions copied from a band of zero-padded input rows, then a GEMM
+with 4 output channels at a time). The GEMM kernels read the weight re-laid-out offline in panels
+of 4 output channels (`_weight_panels`, the same number of floats as w).
+
 Sources: aten.conv1d/conv2d (.default and .padding, whose padding is 'same' or 'valid'),
 aten.convolution / aten._convolution (transposed or not), aten.conv_transpose1d/2d.
 Reflect / replicate / circular padding_mode exports as a pad op before the conv (ops/resize.py).
@@ -24,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.dtypes import DType
-from .registry import CLAMP_ATTRS, Attr, OpDef, Prop, apply_clamp, converts, numel, register
+from .registry import CLAMP_ATTRS, Attr, OpDef, Prop, Variant, apply_clamp, converts, numel, register
 
 
 # -- conv ---------------------------------------------------------------------------------------
@@ -132,7 +139,26 @@ def _geometry_2d(ctx, node) -> str:
 def _conv_emit(ctx, node):
     x, w, b = node.inputs
     bias = ctx.ptr(b) if b else "NULL"
-    return (f"mb_conv_f32({ctx.ptr(x)}, {ctx.ptr(w)}, {bias}, {ctx.ptr(node.outputs[0])}, "
+    y = ctx.ptr(node.outputs[0])
+    if node.kernel == "depthwise3x3":
+        n, c, h, wd = _as_nchw(ctx.shape(x))
+        _, _, oh, ow = _as_nchw(ctx.shape(node.outputs[0]))
+        (sh, sw), (pt, pl) = node.attrs["stride"], node.attrs["padding"][:2]
+        return (f"mb_conv_dw3x3_f32_opt({ctx.ptr(x)}, {ctx.ptr(w)}, {bias}, {y}, {n}, {c}, {h}, {wd}, {oh}, {ow}, "
+                f"{sh}, {sw}, {pt}, {pl}, {ctx.clamp(node)}, {ctx.scratch(node)});")
+    if node.kernel in ("pointwise", "im2col"):
+        g = node.attrs["groups"]
+        wp = ctx.relayout(w, "panels4" if g == 1 else f"panels4_g{g}", lambda data: _weight_panels(data, g))
+        scratch = ctx.scratch(node) if node.name in ctx.plan.scratch else "NULL"
+        if node.kernel == "pointwise":
+            xs = ctx.shape(x)
+            return (f"mb_conv_pointwise_f32_opt({ctx.ptr(x)}, {wp}, {bias}, {y}, {xs[0]}, {xs[1]}, {numel(xs[2:])}, "
+                    f"{ctx.shape(w)[0]}, {g}, {ctx.clamp(node)}, {scratch});")
+        ins = [ctx.tensor(t) if t else None for t in node.inputs]
+        use_band = int(_band_floats(node, ins, [ctx.tensor(node.outputs[0])]) > 0)
+        return (f"mb_conv_im2col_f32_opt({ctx.ptr(x)}, {wp}, {bias}, {y}, {_geometry_2d(ctx, node)}, "
+                f"{ctx.clamp(node)}, {use_band}, {scratch});")
+    return (f"mb_conv_f32({ctx.ptr(x)}, {ctx.ptr(w)}, {bias}, {y}, "
             f"{_geometry_2d(ctx, node)}, {ctx.clamp(node)});")
 
 
@@ -141,12 +167,117 @@ def _conv_macs(node, ins, outs):
     return numel(outs[0].shape) * numel(w.shape[1:])
 
 
+# -- optimised kernels (passes/select_kernels.py picks the first that applies) -----------------------
+
+# Below this many MACs a layer keeps the reference kernel: it costs at most a few ten thousand
+# instructions there, and a model made only of such layers keeps the smaller code.
+MIN_MACS = 1024
+
+# im2col reads the patches from a band of padded input rows only for first layers: with few input
+# channels the per-tap bookkeeping of in-place reads costs more than copying the rows, and the band
+# stays small.
+BAND_MAX_CHANNELS = 4
+BAND_MAX_BYTES = 8192
+
+
+def _as_nchw(shape):
+    """(N, C, H, W) of a 1-D (N, C, L) or 2-D shape, 1-D seen as H = 1."""
+    return tuple(shape[:2]) + (1,) * (4 - len(shape)) + tuple(shape[2:])
+
+
+def _weight_panels(w: np.ndarray, groups: int) -> np.ndarray:
+    """w [cout, cin/groups, *k] in panels of 4 output channels per group (mb_conv_f32_opt.h), as many
+    floats as w: taps ordered (kernel position, input channel) as the im2col panel orders them; per
+    group [cog // 4][K][4], then the last cog % 4 channels as [K][cog % 4]."""
+    cog = w.shape[0] // groups
+    k = numel(w.shape[1:])
+    taps = np.moveaxis(w, 1, -1).reshape(groups, cog, k)
+    full = cog // 4
+    parts = []
+    for g in range(groups):
+        parts.append(taps[g, :4 * full].reshape(full, 4, k).transpose(0, 2, 1).reshape(-1))
+        parts.append(taps[g, 4 * full:].T.reshape(-1))
+    return np.concatenate(parts)
+
+
+def _big_enough(node, ins, outs) -> bool:
+    return _conv_macs(node, ins, outs) >= MIN_MACS
+
+
+def _depthwise_applies(node, ins, outs) -> bool:
+    x, w = ins[0], ins[1]
+    a = node.attrs
+    return (_big_enough(node, ins, outs) and len(a["stride"]) == 2 and a["groups"] == x.shape[1] == w.shape[0]
+            and w.shape[1] == 1 and tuple(w.shape[2:]) == (3, 3) and tuple(a["dilation"]) == (1, 1)
+            and all(s in (1, 2) for s in a["stride"]))
+
+
+def _depthwise_scratch(node, ins, outs) -> int:
+    """Bytes of the zero-bordered copy of one channel: the rows and columns 6-output steps read."""
+    _, _, oh, ow = _as_nchw(outs[0].shape)
+    sh, sw = node.attrs["stride"]
+    return _round16(4 * ((oh - 1) * sh + 3) * ((6 * -(-ow // 6) - 1) * sw + 3))
+
+
+def _round16(nbytes: int) -> int:
+    """Scratch in whole 16-byte units, as the arena is aligned (its size then matches the ELF's)."""
+    return -(-nbytes // 16) * 16
+
+
+def _gemm_applies(node, ins, outs) -> bool:
+    return _big_enough(node, ins, outs) and ins[1].is_constant
+
+
+def _pointwise_applies(node, ins, outs) -> bool:
+    a = node.attrs
+    return (_gemm_applies(node, ins, outs) and all(k == 1 for k in ins[1].shape[2:])
+            and all(s == 1 for s in a["stride"]) and not any(a["padding"]))
+
+
+def _pointwise_scratch(node, ins, outs) -> int:
+    """Bytes of the last hw % 4 positions, packed (none when hw is a multiple of 4)."""
+    return 16 * ins[1].shape[1] if numel(ins[0].shape[2:]) % 4 else 0
+
+
+def _band_floats(node, ins, outs) -> int:
+    """Floats of the band of padded input rows that mb_conv_im2col_f32_opt reads the patches from when
+    the layer has few input channels (mb_band_shape in mb_conv_f32_opt.c); 0 when it reads in place."""
+    cig, *k = ins[1].shape[1:]
+    if cig > BAND_MAX_CHANNELS:
+        return 0
+    pair = lambda v: (1, v[0]) if len(v) == 1 else tuple(v)  # noqa: E731  (1-D: height 1)
+    (kh, kw), (sh, sw), (dh, dw) = pair(k), pair(node.attrs["stride"]), pair(node.attrs["dilation"])
+    ow = outs[0].shape[-1]
+    rows_out = (ow + 2) // ow + 1
+    bh = (rows_out - 1) * sh + (kh - 1) * dh + 1
+    wq = -(-((ow - 1) * sw + (kw - 1) * dw + 1) // sw)
+    floats = cig * bh * sw * wq
+    return floats if 4 * floats <= BAND_MAX_BYTES else 0
+
+
+def _im2col_scratch(node, ins, outs) -> int:
+    """Bytes: the patch panel (4 positions), the int32 offset of each patch element, the band if any."""
+    k = numel(ins[1].shape[1:])
+    return _round16(4 * (5 * k + _band_floats(node, ins, outs)))
+
+
+_CONV_OPT = ("mb_gemm_f32_opt", "mb_conv_f32_opt")
+
 register(OpDef(
     name="conv", infer=_conv_infer, reference=_conv_reference, emit=_conv_emit, kernels=("mb_conv",),
     attrs={"stride": Attr("ints"), "padding": Attr("ints"), "dilation": Attr("ints"), "groups": Attr("int", 1),
            **CLAMP_ATTRS},
     num_inputs=(3, 3), macs=_conv_macs, props=frozenset({Prop.FUSED_CLAMP}),
     doc="1-D/2-D convolution, w [Cout, Cin/groups, *k], padding (begin..., end...), fused clamp",
+    variants=(
+        Variant("depthwise3x3", _depthwise_applies, _CONV_OPT, _depthwise_scratch,
+                doc="groups = cin = cout, 3x3, stride 1 or 2: 6 outputs of a row per step, 9 weights in registers, "
+                    "each channel copied into a zero-bordered scratch"),
+        Variant("pointwise", _pointwise_applies, _CONV_OPT, _pointwise_scratch,
+                doc="1x1, stride 1, no padding: GEMM of 4 output channels x 4 positions reading the input in place"),
+        Variant("im2col", _gemm_applies, _CONV_OPT, _im2col_scratch,
+                doc="any other conv: the patches of 4 positions copied into scratch, GEMM with 4 output channels"),
+    ),
 ))
 
 

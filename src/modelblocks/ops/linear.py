@@ -1,6 +1,11 @@
 """linear: y = x @ W^T + b over the last dimension, with an optional fused clamp (ReLU, ReLU6).
 
 Sources: aten.linear. W is [out, in] as in nn.Linear; x may have any leading dimensions.
+
+Optimised kernels (mb_linear_f32_opt.c over the register-tiled micro-kernels of mb_gemm_f32_opt.c),
+for a constant W of layers with at least MIN_MACS: "gemm4x4" (4 or more rows: 4 rows x 4 outputs
+per tile) and "matvec" (fewer rows: 4 outputs at a time). Both read W re-laid-out offline in panels
+of 4 outputs (`weight_panels`, the same number of floats as W).
 """
 
 from __future__ import annotations
@@ -8,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.dtypes import DType
-from .registry import CLAMP_ATTRS, OpDef, Prop, apply_clamp, converts, numel, register
+from .registry import CLAMP_ATTRS, OpDef, Prop, Variant, apply_clamp, converts, numel, register
 
 
 def _infer(node, ins):
@@ -35,6 +40,11 @@ def _emit(ctx, node):
     out_features, in_features = ctx.shape(w)
     rows = numel(ctx.shape(x)[:-1])
     bias = ctx.ptr(b) if b else "NULL"
+    if node.kernel:
+        wp = ctx.relayout(w, "panels4", weight_panels)
+        scratch = ctx.scratch(node) if node.name in ctx.plan.scratch else "NULL"
+        return (f"mb_linear_f32_opt({ctx.ptr(x)}, {wp}, {bias}, {ctx.ptr(node.outputs[0])}, "
+                f"{rows}, {in_features}, {out_features}, {ctx.clamp(node)}, {scratch});")
     return (f"mb_linear_f32({ctx.ptr(x)}, {ctx.ptr(w)}, {bias}, {ctx.ptr(node.outputs[0])}, "
             f"{rows}, {in_features}, {out_features}, {ctx.clamp(node)});")
 
@@ -43,10 +53,47 @@ def _macs(node, ins, outs):
     return numel(outs[0].shape) * ins[1].shape[1]
 
 
+# -- optimised kernels (passes/select_kernels.py) -------------------------------------------------
+
+# Below this many MACs a layer keeps the reference kernel: it costs at most a few ten thousand
+# instructions there, and a model made only of such layers keeps the smaller code.
+MIN_MACS = 1024
+
+
+def weight_panels(w: np.ndarray) -> np.ndarray:
+    """W [out, in] in panels of 4 outputs (mb_gemm_f32_opt.h), same size as W: [out // 4][in][4], then
+    the last out % 4 outputs as [in][out % 4]."""
+    out_features, in_features = w.shape
+    full = out_features // 4
+    head = w[:4 * full].reshape(full, 4, in_features).transpose(0, 2, 1).reshape(-1)
+    return np.concatenate([head, w[4 * full:].T.reshape(-1)])
+
+
+def _rows(ins) -> int:
+    return numel(ins[0].shape[:-1])
+
+
+def _applies(node, ins, outs) -> bool:
+    return ins[1].is_constant and _macs(node, ins, outs) >= MIN_MACS
+
+
+def _scratch(node, ins, outs) -> int:
+    """Bytes of 4 input rows packed (when rows >= 4)."""
+    return 16 * ins[1].shape[1] if _rows(ins) >= 4 else 0
+
+
+_OPT = ("mb_gemm_f32_opt", "mb_linear_f32_opt")
+
 register(OpDef(
     name="linear", infer=_infer, reference=_reference, emit=_emit, kernels=("mb_linear",),
     attrs=CLAMP_ATTRS, num_inputs=(3, 3), macs=_macs, props=frozenset({Prop.FUSED_CLAMP}),
     doc="y = clamp(x @ W^T + b)",
+    variants=(
+        Variant("gemm4x4", lambda node, ins, outs: _applies(node, ins, outs) and _rows(ins) >= 4, _OPT, _scratch,
+                doc="4 rows x 4 outputs per register tile (rows packed into scratch), W in panels of 4 outputs"),
+        Variant("matvec", lambda node, ins, outs: _applies(node, ins, outs) and _rows(ins) < 4, _OPT, _scratch,
+                doc="fewer than 4 rows: 4 outputs at a time, W in panels of 4 outputs streamed 16 floats per load"),
+    ),
 ))
 
 

@@ -7,7 +7,8 @@ optional c broadcasts to y's shape. Sources: aten.matmul (1-D operands are viewe
 column and the extra dim removed afterwards, as torch defines), aten.mm, aten.bmm, aten.mv,
 aten.dot, aten.addmm and aten.baddbmm (beta, alpha). Either operand may be a constant weight or
 an activation. The kernel walks the batch dims with per-operand strides (0 on broadcast dims),
-so broadcasting never copies.
+so broadcasting never copies. The optimised kernel "tiled4x4" (mb_matmul_f32_opt.c) computes 4x4
+register tiles: 4 rows of a packed into scratch, 4 columns of b read in place.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 
 from ..ir.dtypes import DType
 from .binary import broadcast_strides, collapse
-from .registry import CLAMP_ATTRS, MAX_RANK, Attr, OpDef, Prop, apply_clamp, converts, numel, register
+from .registry import CLAMP_ATTRS, MAX_RANK, Attr, OpDef, Prop, Variant, apply_clamp, converts, numel, register
 
 
 
@@ -60,14 +61,25 @@ def _emit(ctx, node):
     c_full = broadcast_strides(ctx.shape(c), out) if c else [0] * len(out)
     dims, (a_bs, b_bs, c_bs) = collapse(batch, a_bs, b_bs, c_full[:-2])
     c_rs, c_cs = c_full[-2], c_full[-1]
-    return (f"mb_matmul_f32({ctx.ptr(a)}, {ctx.ptr(b)}, {ctx.ptr(c) if c else 'NULL'}, {ctx.ptr(node.outputs[0])}, "
+    fn, scratch = ("mb_matmul_f32_opt", f", {ctx.scratch(node)}") if node.kernel else ("mb_matmul_f32", "")
+    return (f"{fn}({ctx.ptr(a)}, {ctx.ptr(b)}, {ctx.ptr(c) if c else 'NULL'}, {ctx.ptr(node.outputs[0])}, "
             f"{len(dims)}, {ctx.ints(dims, 'dims')}, {ctx.ints(a_bs, 'strides')}, {ctx.ints(b_bs, 'strides')}, "
             f"{ctx.ints(c_bs, 'strides')}, {m}, {k}, {n}, {c_rs}, {c_cs}, "
-            f"{ctx.f(node.attrs['alpha'])}, {ctx.f(node.attrs['beta'])}, {ctx.clamp(node)});")
+            f"{ctx.f(node.attrs['alpha'])}, {ctx.f(node.attrs['beta'])}, {ctx.clamp(node)}{scratch});")
 
 
 def _macs(node, ins, outs):
     return numel(outs[0].shape) * ins[0].shape[-1]
+
+
+# Below this many MACs a product keeps the reference kernel (see ops/linear.py MIN_MACS).
+MIN_MACS = 1024
+
+
+def _tiled_applies(node, ins, outs) -> bool:
+    """Rows and columns to tile (a single row or column would waste 3/4 of each 4x4 tile)."""
+    m, k = ins[0].shape[-2:]
+    return m >= 2 and k >= 1 and outs[0].shape[-1] >= 2 and _macs(node, ins, outs) >= MIN_MACS
 
 
 register(OpDef(
@@ -75,6 +87,11 @@ register(OpDef(
     attrs={"alpha": Attr("float", 1.0), "beta": Attr("float", 1.0), **CLAMP_ATTRS}, num_inputs=(3, 3),
     macs=_macs, props=frozenset({Prop.FUSED_CLAMP}),
     doc="y = clamp(alpha * (a @ b) + beta * c), batch dims broadcast",
+    variants=(
+        Variant("tiled4x4", _tiled_applies, ("mb_gemm_f32_opt", "mb_matmul_f32_opt"),
+                lambda node, ins, outs: 32 * ins[0].shape[-1],
+                doc="4x4 register tiles: 4 rows of a packed into scratch, 4 columns of b read in place"),
+    ),
 ))
 
 

@@ -47,11 +47,11 @@ class Costs:
 # row's remaining 0..3 nonzeros go into the per-output term; within 1.2 %). Re-measure when a kernel changes.
 # With 1-byte column indices (in <= 256) the rule fires above ~20 % sparsity for float (bytes decide:
 # 5 B per nonzero vs 4 B per weight) and ~50 % for int8 on the reference kernels; against the optimised
-# int8 kernel (1.3 instructions per MAC) only above ~80 %.
+# kernels (1.2-1.3 instructions per MAC) only above ~80-85 % (instructions decide).
 FLOAT_COSTS = Costs(per_mac=6.0, per_output=18.0, per_nonzero=7.0, sparse_per_output=38.0)
 INT8_COSTS = Costs(per_mac=6.0, per_output=48.0, per_nonzero=6.0, sparse_per_output=72.0)
-FLOAT_OPT_COSTS = FLOAT_COSTS  # no optimised float linear kernel yet
-INT8_OPT_COSTS = Costs(per_mac=1.271, per_output=31.9, per_nonzero=6.0, sparse_per_output=72.0)
+FLOAT_OPT_COSTS = Costs(per_mac=1.156, per_output=19.75, per_nonzero=7.0, sparse_per_output=38.0)
+INT8_OPT_COSTS = Costs(per_mac=1.271, per_output=28.9, per_nonzero=6.0, sparse_per_output=72.0)
 DENSE_COSTS = {("linear", "reference"): FLOAT_COSTS, ("linear", "optimized"): FLOAT_OPT_COSTS,
                ("q_linear", "reference"): INT8_COSTS, ("q_linear", "optimized"): INT8_OPT_COSTS}
 

@@ -108,11 +108,8 @@ static int32_t mb_q_conv_copy_segment(const int16_t *src, int32_t len, int16_t *
     const int32_t step = slot ? 8 : 4;
     int16_t *dst = col + (int64_t)g * step + (slot == 2 ? 4 : 0);
     int32_t t = 0;
-    for (; t + 4 <= len; t += 4) {
-        dst[0] = src[t];
-        dst[1] = src[t + 1];
-        dst[2] = src[t + 2];
-        dst[3] = src[t + 3];
+    for (; t + 4 <= len; t += 4) { /* four int16 as two words (LDR/STR take any alignment on Armv7-M) */
+        memcpy(dst, src + t, 8);
         dst += step;
         ++g;
     }
