@@ -28,6 +28,8 @@ Reflect / replicate / circular padding_mode exports as a pad op before the conv 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..ir.dtypes import DType
@@ -119,21 +121,47 @@ def _conv_reference(node, args):
     return [apply_clamp(y.astype(np.float32), node)]
 
 
-def _geometry_2d(ctx, node) -> str:
-    """The kernels' shape arguments, batch to groups, with a 1-D op seen as 2-D of height 1.
-    Padding passes the leading (top, left) values: conv's end padding follows from the shapes."""
-    x, w, _b = node.inputs
-    a = node.attrs
-    xs, ws, ys = ctx.shape(x), ctx.shape(w), ctx.shape(node.outputs[0])
-    nsp = len(xs) - 2
+class ConvDims(NamedTuple):
+    """A convolution's sizes as the C kernels take them, a 1-D op seen as 2-D of height 1; padding
+    holds the leading (top, left) values: the end padding follows from the shapes."""
+
+    n: int
+    cin: int
+    h: int
+    w: int
+    cout: int
+    oh: int
+    ow: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    ph: int
+    pw: int
+    dh: int
+    dw: int
+
+
+def conv_dims(x_shape, w_shape, y_shape, attrs) -> ConvDims:
+    nsp = len(x_shape) - 2
 
     def hw(values, fill):
         return (fill,) * (2 - nsp) + tuple(values[:nsp])
 
-    (h, wd), (kh, kw), (oh, ow) = hw(xs[2:], 1), hw(ws[2:], 1), hw(ys[2:], 1)
-    (sh, sw), (dh, dw), (ph, pw) = hw(a["stride"], 1), hw(a["dilation"], 1), hw(a["padding"], 0)
-    return (f"{xs[0]}, {xs[1]}, {h}, {wd}, {ys[1]}, {oh}, {ow}, {kh}, {kw}, {sh}, {sw}, {ph}, {pw}, "
-            f"{dh}, {dw}, {a['groups']}")
+    return ConvDims(x_shape[0], x_shape[1], *hw(x_shape[2:], 1), y_shape[1], *hw(y_shape[2:], 1),
+                    *hw(w_shape[2:], 1), *hw(attrs["stride"], 1), *hw(attrs["padding"], 0), *hw(attrs["dilation"], 1))
+
+
+def dims_text(d: ConvDims) -> str:
+    """The kernels' shape arguments, batch to dilation."""
+    return ", ".join(str(v) for v in d)
+
+
+def _geometry_2d(ctx, node) -> str:
+    """The kernels' shape arguments, batch to groups."""
+    x, w = node.inputs[:2]
+    d = conv_dims(ctx.shape(x), ctx.shape(w), ctx.shape(node.outputs[0]), node.attrs)
+    return f"{dims_text(d)}, {node.attrs['groups']}"
 
 
 def _conv_emit(ctx, node):

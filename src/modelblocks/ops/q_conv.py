@@ -23,7 +23,7 @@ import numpy as np
 from ..ir.dtypes import DType
 from ..quant import arith
 from ..quant.lowering import lowers
-from .conv import _conv_out_size
+from .conv import ConvDims, _conv_out_size, conv_dims, dims_text
 from .q_linear import (Q_ATTRS, XW_MAX, acc_bound_ok, bias_bound, check_q_attrs, check_tables, finish,
                        fast_requant_ok, lower_weighted, pack_weights, padded8)
 from .registry import Attr, OpDef, Variant, numel, register
@@ -102,23 +102,17 @@ def _is_depthwise(xs, ws, groups) -> bool:
 def _emit(ctx, node):
     x, w, bias, mult, shift = node.inputs
     a = node.attrs
-    xs, ws, ys = ctx.shape(x), ctx.shape(w), ctx.shape(node.outputs[0])
-    nsp = len(xs) - 2
-
-    def hw(values, fill):
-        return (fill,) * (2 - nsp) + tuple(values[:nsp])
-
-    (h, wd), (kh, kw), (oh, ow) = hw(xs[2:], 1), hw(ws[2:], 1), hw(ys[2:], 1)
-    (sh, sw), (dh, dw), (pt, pl) = hw(a["stride"], 1), hw(a["dilation"], 1), hw(a["padding"], 0)
-    tail = (f"{ctx.i(a['in_zp'])}, {ctx.i(a['out_zp'])}, {ctx.i(a.get('act_min', arith.QMIN))}, "
-            f"{ctx.i(a.get('act_max', arith.QMAX))}")
+    d = conv_dims(ctx.shape(x), ctx.shape(w), ctx.shape(node.outputs[0]), a)
     ptrs = (f"{ctx.ptr(x)}, {ctx.ptr(w)}, {ctx.ptr(bias)}, {ctx.ptr(mult)}, {ctx.ptr(shift)}, "
             f"{ctx.ptr(node.outputs[0])}")
-    if _is_depthwise(xs, ws, a["groups"]):
-        return (f"mb_q_depthwise_conv_s8({ptrs}, {xs[0]}, {xs[1]}, {h}, {wd}, {ys[1]}, {oh}, {ow}, {kh}, {kw}, "
-                f"{sh}, {sw}, {pt}, {pl}, {dh}, {dw}, {tail});")
-    return (f"mb_q_conv_s8({ptrs}, {xs[0]}, {xs[1]}, {h}, {wd}, {ys[1]}, {oh}, {ow}, {kh}, {kw}, {sh}, {sw}, "
-            f"{pt}, {pl}, {dh}, {dw}, {a['groups']}, {tail});")
+    if _is_depthwise(ctx.shape(x), ctx.shape(w), a["groups"]):
+        return f"mb_q_depthwise_conv_s8({ptrs}, {dims_text(d)}, {_tail(ctx, a)});"
+    return f"mb_q_conv_s8({ptrs}, {dims_text(d)}, {a['groups']}, {_tail(ctx, a)});"
+
+
+def _tail(ctx, a) -> str:
+    return (f"{ctx.i(a['in_zp'])}, {ctx.i(a['out_zp'])}, {ctx.i(a.get('act_min', arith.QMIN))}, "
+            f"{ctx.i(a.get('act_max', arith.QMAX))}")
 
 
 def _macs(node, ins, outs):
@@ -130,22 +124,14 @@ def _macs(node, ins, outs):
 DW_MAX_PAIRS = 66  # MB_Q_DW_MAX_PAIRS in mb_q_conv_opt.h
 
 
-def _geometry(node, ins, outs):
-    """(kh, kw, sw, dh, dw, ow) as the C kernels see them (a 1-D conv is 2-D with H = 1)."""
-    nsp = len(ins[0].shape) - 2
-    pad = (1,) * (2 - nsp)
-    kh, kw = pad + tuple(ins[1].shape[2:])
-    _, sw = pad + tuple(node.attrs["stride"])
-    dh, dw = pad + tuple(node.attrs["dilation"])
-    ow = outs[0].shape[-1]
-    return kh, kw, sw, dh, dw, ow
+def _geometry(node, ins, outs) -> ConvDims:
+    return conv_dims(ins[0].shape, ins[1].shape, outs[0].shape, node.attrs)
 
 
 def _ring(node, ins, outs, channels: int, spare: int) -> int:
     """int16 elements of the ring of input rows: R rows of (padded width + spare) * channels."""
-    kh, kw, sw, dh, dw, ow = _geometry(node, ins, outs)
-    rows = (kh - 1) * dh + 1
-    return rows * ((ow - 1) * sw + (kw - 1) * dw + 1 + spare) * channels
+    d = _geometry(node, ins, outs)
+    return ((d.kh - 1) * d.dh + 1) * ((d.ow - 1) * d.sw + (d.kw - 1) * d.dw + 1 + spare) * channels
 
 
 def conv_weight_matrix(w: np.ndarray, dw: int) -> np.ndarray:
@@ -164,17 +150,15 @@ def conv_weight_matrix(w: np.ndarray, dw: int) -> np.ndarray:
 
 def _plane_scratch(node, ins, outs):
     """int16 bytes of one input channel's padded plane (plus a spare zero column) for the depthwise kernel."""
-    kh, kw, sw, dh, dw, ow = _geometry(node, ins, outs)
-    oh = outs[0].shape[-2] if len(outs[0].shape) == 4 else 1
-    sh = node.attrs["stride"][0] if len(node.attrs["stride"]) == 2 else 1
-    return 2 * ((oh - 1) * sh + (kh - 1) * dh + 1) * ((ow - 1) * sw + (kw - 1) * dw + 2)
+    d = _geometry(node, ins, outs)
+    return 2 * ((d.oh - 1) * d.sh + (d.kh - 1) * d.dh + 1) * ((d.ow - 1) * d.sw + (d.kw - 1) * d.dw + 2)
 
 
 def _rows_scratch(node, ins, outs):
-    kh, kw, sw, dh, dw, ow = _geometry(node, ins, outs)
+    d = _geometry(node, ins, outs)
     cin = ins[1].shape[1]
-    seg_len = kw * cin if dw == 1 else cin
-    k = kh * (1 if dw == 1 else kw) * (-(-seg_len // 4) * 4)
+    seg_len = d.kw * cin if d.dw == 1 else cin
+    k = d.kh * (1 if d.dw == 1 else d.kw) * (-(-seg_len // 4) * 4)
     ring = -(-_ring(node, ins, outs, cin, 0) // 4) * 4
     return 2 * (ring + 2 * padded8(k))
 
@@ -182,24 +166,14 @@ def _rows_scratch(node, ins, outs):
 def _emit_opt(ctx, node):
     x, w, bias, mult, shift = node.inputs
     a = node.attrs
-    xs, ws, ys = ctx.shape(x), ctx.shape(w), ctx.shape(node.outputs[0])
-    nsp = len(xs) - 2
-
-    def hw(values, fill):
-        return (fill,) * (2 - nsp) + tuple(values[:nsp])
-
-    (h, wd), (kh, kw), (oh, ow) = hw(xs[2:], 1), hw(ws[2:], 1), hw(ys[2:], 1)
-    (sh, sw), (dh, dw), (pt, pl) = hw(a["stride"], 1), hw(a["dilation"], 1), hw(a["padding"], 0)
+    d = conv_dims(ctx.shape(x), ctx.shape(w), ctx.shape(node.outputs[0]), a)
     if node.kernel == "rows":
-        wp = ctx.relayout(w, f"rows{dw == 1}_words", lambda data: pack_weights(conv_weight_matrix(data, dw), 2))
+        wp = ctx.relayout(w, f"rows{d.dw == 1}_words", lambda data: pack_weights(conv_weight_matrix(data, d.dw), 2))
         name = "mb_q_conv_s8_rows"
     else:
         wp, name = ctx.ptr(w), "mb_q_depthwise_conv_s8_rows"
     return (f"{name}({ctx.ptr(x)}, {wp}, {ctx.ptr(bias)}, {ctx.ptr(mult)}, {ctx.ptr(shift)}, "
-            f"{ctx.ptr(node.outputs[0])}, {xs[0]}, {xs[1]}, {h}, {wd}, {ys[1]}, {oh}, {ow}, {kh}, {kw}, {sh}, {sw}, "
-            f"{pt}, {pl}, {dh}, {dw}, {ctx.i(a['in_zp'])}, {ctx.i(a['out_zp'])}, "
-            f"{ctx.i(a.get('act_min', arith.QMIN))}, {ctx.i(a.get('act_max', arith.QMAX))}, "
-            f"{ctx.scratch(node, 'int16_t')});")
+            f"{ctx.ptr(node.outputs[0])}, {dims_text(d)}, {_tail(ctx, a)}, {ctx.scratch(node, 'int16_t')});")
 
 
 def _emit_any(ctx, node):
@@ -207,9 +181,9 @@ def _emit_any(ctx, node):
 
 
 def _depthwise_applies(node, ins, outs):
-    kh, kw, *_ = _geometry(node, ins, outs)
-    return (_is_depthwise(ins[0].shape, ins[1].shape, node.attrs["groups"]) and kh * ((kw + 1) // 2) <= DW_MAX_PAIRS
-            and fast_requant_ok(ins, kh * kw))
+    d = _geometry(node, ins, outs)
+    return (_is_depthwise(ins[0].shape, ins[1].shape, node.attrs["groups"]) and d.kh * ((d.kw + 1) // 2) <= DW_MAX_PAIRS
+            and fast_requant_ok(ins, d.kh * d.kw))
 
 
 _OPT_KERNELS = ("mb_q_conv_opt", "mb_q_gemm", "mb_arm")

@@ -353,6 +353,49 @@ typedef struct {
     const float *lohi;
 } mb_dw_args;
 
+#if !(MB_FP_ASM && MB_FAST_MINMAX)
+/* Six outputs of a 3x3 depthwise row per step in portable C (input stride 1 or 2): the assembly's sums,
+ * in the same order. */
+static int mb_dw_row6_c(const float *p, int32_t wp, const mb_dw_args *args, float *y, int32_t ntiles, int clamp,
+                        int32_t stride)
+{
+    const float *wk = args->w, *b6 = args->b6, *lohi = args->lohi;
+    int nan = 0;
+    (void)lohi;
+    for (int32_t s = 0; s < ntiles; ++s, p += 6 * stride, y += 6) {
+        float a[6];
+        for (int32_t o = 0; o < 6; ++o) {
+            a[o] = b6[o];
+        }
+        for (int32_t i = 0; i < 3; ++i) {
+            for (int32_t j = 0; j < 3; ++j) {
+                for (int32_t o = 0; o < 6; ++o) {
+                    a[o] = fmaf(wk[3 * i + j], p[i * wp + stride * o + j], a[o]);
+                }
+            }
+        }
+        if (clamp) {
+#if MB_FAST_MINMAX
+            const float sum = ((a[0] + a[1]) + (a[2] + a[3])) + (a[4] + a[5]);
+            if (sum == sum) {
+                for (int32_t o = 0; o < 6; ++o) {
+                    a[o] = fminf(fmaxf(a[o], lohi[0]), lohi[1]);
+                }
+            } else {
+                nan = 1;
+            }
+#else
+            nan = 1;
+#endif
+        }
+        for (int32_t o = 0; o < 6; ++o) {
+            y[o] = a[o];
+        }
+    }
+    return nan;
+}
+#endif
+
 /* Stride 1: ntiles steps of 6 outputs of one row into y (then y += 6): output o of a step reads
  * columns o .. o + 2 of the 3 padded rows p, p + wp, p + 2 wp (wp in floats), and p moves
  * 6 floats per step; weights args->w, starting values args->b6. With `clamp`, the outputs are
@@ -433,40 +476,7 @@ static int mb_dw_row6_s1(const float *p, int32_t wp, const mb_dw_args *args, flo
     }
     return nan;
 #else
-    const float *wk = args->w, *b6 = args->b6, *lohi = args->lohi;
-    int nan = 0;
-    (void)lohi;
-    for (int32_t s = 0; s < ntiles; ++s, p += 6, y += 6) {
-        float a[6];
-        for (int32_t o = 0; o < 6; ++o) {
-            a[o] = b6[o];
-        }
-        for (int32_t i = 0; i < 3; ++i) {
-            for (int32_t j = 0; j < 3; ++j) {
-                for (int32_t o = 0; o < 6; ++o) {
-                    a[o] = fmaf(wk[3 * i + j], p[i * wp + 1 * o + j], a[o]);
-                }
-            }
-        }
-        if (clamp) {
-#if MB_FAST_MINMAX
-            const float sum = ((a[0] + a[1]) + (a[2] + a[3])) + (a[4] + a[5]);
-            if (sum == sum) {
-                for (int32_t o = 0; o < 6; ++o) {
-                    a[o] = fminf(fmaxf(a[o], lohi[0]), lohi[1]);
-                }
-            } else {
-                nan = 1;
-            }
-#else
-            nan = 1;
-#endif
-        }
-        for (int32_t o = 0; o < 6; ++o) {
-            y[o] = a[o];
-        }
-    }
-    return nan;
+    return mb_dw_row6_c(p, wp, args, y, ntiles, clamp, 1);
 #endif
 }
 
@@ -550,40 +560,7 @@ static int mb_dw_row6_s2(const float *p, int32_t wp, const mb_dw_args *args, flo
     }
     return nan;
 #else
-    const float *wk = args->w, *b6 = args->b6, *lohi = args->lohi;
-    int nan = 0;
-    (void)lohi;
-    for (int32_t s = 0; s < ntiles; ++s, p += 12, y += 6) {
-        float a[6];
-        for (int32_t o = 0; o < 6; ++o) {
-            a[o] = b6[o];
-        }
-        for (int32_t i = 0; i < 3; ++i) {
-            for (int32_t j = 0; j < 3; ++j) {
-                for (int32_t o = 0; o < 6; ++o) {
-                    a[o] = fmaf(wk[3 * i + j], p[i * wp + 2 * o + j], a[o]);
-                }
-            }
-        }
-        if (clamp) {
-#if MB_FAST_MINMAX
-            const float sum = ((a[0] + a[1]) + (a[2] + a[3])) + (a[4] + a[5]);
-            if (sum == sum) {
-                for (int32_t o = 0; o < 6; ++o) {
-                    a[o] = fminf(fmaxf(a[o], lohi[0]), lohi[1]);
-                }
-            } else {
-                nan = 1;
-            }
-#else
-            nan = 1;
-#endif
-        }
-        for (int32_t o = 0; o < 6; ++o) {
-            y[o] = a[o];
-        }
-    }
-    return nan;
+    return mb_dw_row6_c(p, wp, args, y, ntiles, clamp, 2);
 #endif
 }
 
