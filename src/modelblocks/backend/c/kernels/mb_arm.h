@@ -144,4 +144,22 @@ static inline int32_t mb_load_s16x2(const int16_t *p)
     return v;
 }
 
+/* dst[0..3] = src[0..3] - zp as int16, with `negzp` = (-zp, -zp) as a halfword pair: one word load, two
+ * SXTAB16 (bytes 0, 2 and 1, 3 plus the offset) and two halfword packs (PKHBT / PKHTB). */
+static inline void mb_widen4_s8(const int8_t *src, int16_t *dst, int32_t negzp)
+{
+    const int32_t v = mb_load_s8x4(src);
+    const uint32_t even = (uint32_t)mb_sxtab16(negzp, v);     /* x0 - zp, x2 - zp */
+    const uint32_t odd = (uint32_t)mb_sxtab16_ror8(negzp, v); /* x1 - zp, x3 - zp */
+    const uint32_t lo = (even & 0xFFFFu) | (odd << 16);        /* x0, x1 */
+    const uint32_t hi = (even >> 16) | (odd & 0xFFFF0000u);    /* x2, x3 */
+    memcpy(dst, &lo, 4);
+    memcpy(dst + 2, &hi, 4);
+}
+
+static inline int32_t mb_negzp_pair(int32_t zp)
+{
+    return (int32_t)(((uint32_t)(uint16_t)(int16_t)-zp) * 0x10001u);
+}
+
 #endif /* MB_ARM_H */

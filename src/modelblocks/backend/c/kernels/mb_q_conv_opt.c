@@ -78,25 +78,23 @@ MB_NOINLINE static void mb_q_dw3x3_plane(const int16_t *plane, int32_t wp, const
     }
 }
 
-/* One channel's plane as int16 (x - in_zp) into hp x wp, rows and columns outside the image zero. */
+/* One channel's image as int16 (x - in_zp) into its place in the hp x wp plane; the padding around it
+ * is written once per layer (zeros), as the image region is all a channel changes. */
 static void mb_q_dw_load_plane(const int8_t *xc, int16_t *dst, int32_t h, int32_t wd, int32_t hp, int32_t wp,
                                int32_t pt, int32_t pl, int32_t in_zp)
 {
-    const int32_t last = (wd + pl < wp) ? wd + pl : wp; /* one past the last image column */
-    for (int32_t r = 0; r < hp; ++r, dst += wp) {
-        const int32_t ih = r - pt;
+    const int32_t negzp = mb_negzp_pair(in_zp);
+    const int32_t cols = (wd + pl < wp ? wd + pl : wp) - pl; /* image columns that the kernel reads */
+    const int32_t r1 = (h + pt < hp ? h + pt : hp);
+    for (int32_t r = pt; r < r1; ++r) {
+        const int8_t *src = xc + (int64_t)(r - pt) * wd;
+        int16_t *d = dst + (int64_t)r * wp + pl;
         int32_t p = 0;
-        if (ih >= 0 && ih < h) {
-            const int8_t *src = xc + (int64_t)ih * wd - pl;
-            for (; p < pl; ++p) {
-                dst[p] = 0;
-            }
-            for (; p < last; ++p) {
-                dst[p] = (int16_t)(src[p] - in_zp);
-            }
+        for (; p + 4 <= cols; p += 4) {
+            mb_widen4_s8(src + p, d + p, negzp);
         }
-        for (; p < wp; ++p) {
-            dst[p] = 0;
+        for (; p < cols; ++p) {
+            d[p] = (int16_t)(src[p] - in_zp);
         }
     }
 }
@@ -224,6 +222,7 @@ void mb_q_depthwise_conv_s8_rows(const int8_t *x, const int8_t *w, const int32_t
     const int32_t wp = (ow - 1) * sw + (kw - 1) * dw + 2; /* + a spare zero: an odd last tap is read as a pair */
     const int32_t pk = (kw + 1) / 2;
     int32_t taps[MB_Q_DW_MAX_PAIRS]; /* the channel's weights as int16 pairs, row by row */
+    memset(buf, 0, (size_t)hp * (size_t)wp * sizeof(int16_t)); /* the padding, for every channel */
     for (int32_t b = 0; b < n; ++b) {
         for (int32_t o = 0; o < cout; ++o) {
             const int8_t *xc = x + ((int64_t)b * cin + o / mult_per_channel) * h * wd;
