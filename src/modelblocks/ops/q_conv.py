@@ -128,10 +128,10 @@ def _geometry(node, ins, outs) -> ConvDims:
     return conv_dims(ins[0].shape, ins[1].shape, outs[0].shape, node.attrs)
 
 
-def _ring(node, ins, outs, channels: int, spare: int) -> int:
-    """int16 elements of the ring of input rows: R rows of (padded width + spare) * channels."""
+def _ring(node, ins, outs, channels: int) -> int:
+    """int16 elements of the rows kernel's ring of input rows: R rows of padded width * channels."""
     d = _geometry(node, ins, outs)
-    return ((d.kh - 1) * d.dh + 1) * ((d.ow - 1) * d.sw + (d.kw - 1) * d.dw + 1 + spare) * channels
+    return ((d.kh - 1) * d.dh + 1) * ((d.ow - 1) * d.sw + (d.kw - 1) * d.dw + 1) * channels
 
 
 def conv_weight_matrix(w: np.ndarray, dw: int) -> np.ndarray:
@@ -159,7 +159,7 @@ def _rows_scratch(node, ins, outs):
     cin = ins[1].shape[1]
     seg_len = d.kw * cin if d.dw == 1 else cin
     k = d.kh * (1 if d.dw == 1 else d.kw) * (-(-seg_len // 4) * 4)
-    ring = -(-_ring(node, ins, outs, cin, 0) // 4) * 4
+    ring = -(-_ring(node, ins, outs, cin) // 4) * 4
     return 2 * (ring + 2 * padded8(k))
 
 

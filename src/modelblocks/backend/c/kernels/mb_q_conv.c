@@ -1,15 +1,6 @@
 #include "mb_q_conv.h"
 #include "mb_quant.h"
 
-/* requantized value + out_zp, clamped; the requantized value is first bounded to [-256, 255] so
- * that adding the zero point cannot overflow (the clamp to int8 gives the same result). */
-static int8_t mb_q_conv_out(int32_t acc, int32_t mult, int32_t shift, int32_t out_zp, int32_t lo, int32_t hi)
-{
-    int32_t v = mb_requantize(acc, mult, shift);
-    v = v > 255 ? 255 : (v < -256 ? -256 : v);
-    return mb_clamp_s8(v + out_zp, lo, hi);
-}
-
 /* first tap t with 0 <= base + t * d (base may be negative), and one past the last tap with base + t * d < size */
 static int32_t mb_q_conv_first(int32_t base, int32_t d)
 {
@@ -55,7 +46,7 @@ void mb_q_conv_s8(const int8_t *x, const int8_t *w, const int32_t *bias, const i
                             }
                         }
                     }
-                    yo[(int64_t)r * ow + c] = mb_q_conv_out(acc, mult[o], shift[o], out_zp, act_min, act_max);
+                    yo[(int64_t)r * ow + c] = mb_q_output(acc, mult[o], shift[o], out_zp, act_min, act_max);
                 }
             }
         }
@@ -89,7 +80,7 @@ void mb_q_depthwise_conv_s8(const int8_t *x, const int8_t *w, const int32_t *bia
                             acc += ((int32_t)xr[iw0 + j * dw] - in_zp) * (int32_t)wr[j];
                         }
                     }
-                    yo[(int64_t)r * ow + c] = mb_q_conv_out(acc, mo, so, out_zp, act_min, act_max);
+                    yo[(int64_t)r * ow + c] = mb_q_output(acc, mo, so, out_zp, act_min, act_max);
                 }
             }
         }

@@ -1,15 +1,6 @@
 #include "mb_q_linear.h"
 #include "mb_quant.h"
 
-/* requantized value + out_zp, clamped; the requantized value is first bounded to [-256, 255] so
- * that adding the zero point cannot overflow (the clamp to int8 gives the same result). */
-static int8_t mb_q_linear_out(int32_t acc, int32_t mult, int32_t shift, int32_t out_zp, int32_t lo, int32_t hi)
-{
-    int32_t v = mb_requantize(acc, mult, shift);
-    v = v > 255 ? 255 : (v < -256 ? -256 : v);
-    return mb_clamp_s8(v + out_zp, lo, hi);
-}
-
 void mb_q_linear_s8(const int8_t *x, const int8_t *w, const int32_t *bias, const int32_t *mult,
                     const int8_t *shift, int8_t *y, int32_t rows, int32_t in_features, int32_t out_features,
                     int32_t in_zp, int32_t out_zp, int32_t act_min, int32_t act_max)
@@ -23,7 +14,7 @@ void mb_q_linear_s8(const int8_t *x, const int8_t *w, const int32_t *bias, const
             for (int32_t i = 0; i < in_features; ++i) {
                 acc += ((int32_t)xr[i] - in_zp) * (int32_t)wo[i];
             }
-            yr[o] = mb_q_linear_out(acc, mult[o], shift[o], out_zp, act_min, act_max);
+            yr[o] = mb_q_output(acc, mult[o], shift[o], out_zp, act_min, act_max);
         }
     }
 }

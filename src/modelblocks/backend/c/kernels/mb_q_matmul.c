@@ -23,9 +23,7 @@ void mb_q_matmul_s8(const int8_t *a, const int8_t *b, int8_t *y, int32_t batch_r
                 for (int32_t p = 0; p < k; ++p) {
                     acc += ((int32_t)ar[p] - a_zp) * ((int32_t)pb[(int64_t)p * n + j] - b_zp);
                 }
-                int32_t v = mb_requantize(acc, mult, shift);
-                v = v > 255 ? 255 : (v < -256 ? -256 : v); /* adding out_zp cannot overflow */
-                py[(int64_t)i * n + j] = mb_clamp_s8(v + out_zp, act_min, act_max);
+                py[(int64_t)i * n + j] = mb_q_output(acc, mult, shift, out_zp, act_min, act_max);
             }
         }
         mb_next_index(idx, batch_dims, batch_rank);
