@@ -1,8 +1,11 @@
 """Per-op tests of elementwise unary and binary ops against torch, over several shapes."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
+import modelblocks
 
 from helpers import check_model, op_model
 
@@ -74,6 +77,37 @@ SHAPES = {
 def test_binary(name, shapes):
     a, b = torch.randn(shapes[0]), torch.randn(shapes[1])
     check_model(op_model(BINARY[name]), (a, b), sanitize=(shapes == SHAPES["channel"]))
+
+
+CLAMPS = {
+    "relu": torch.relu,
+    "relu6": F.relu6,
+    "hardtanh": lambda x: F.hardtanh(x, -0.5, 0.7),
+    "clamp_min": lambda x: torch.clamp(x, min=0.1),
+}
+
+
+@pytest.mark.parametrize("shapes", [SHAPES[k] for k in ("same", "channel", "outer")], ids=["same", "channel", "outer"])
+@pytest.mark.parametrize("clamp", sorted(CLAMPS))
+@pytest.mark.parametrize("name", ["add", "sub"])
+def test_add_sub_absorb_a_following_clamp(name, clamp, shapes):
+    """add and sub take a fused clamp (a residual ReLU): one node, its act_min / act_max, the C's
+    mb_add_clamp_f32 / mb_sub_clamp_f32 within the float tolerance of PyTorch."""
+    a, b = torch.randn(shapes[0]) * 2, torch.randn(shapes[1])
+    res = check_model(op_model(lambda x, y: CLAMPS[clamp](BINARY[name](x, y))), (a, b), sanitize=(clamp == "relu"))
+    graph = res["compiled"].graph
+    assert graph.ops_count() == {name: 1}
+    assert graph.nodes[0].attrs["act_min"] is not None
+    assert f"mb_{name}_clamp_f32(" in res["compiled"].source.files["model.c"]
+
+
+def test_clamped_add_keeps_nan():
+    """torch.relu(NaN) is NaN, and so is the fused clamp's result."""
+    a = torch.tensor([float("nan"), -1.0, 2.0, float("inf")])
+    compiled = modelblocks.compile(op_model(lambda x, y: torch.relu(x + y)), (a, torch.zeros(4)))
+    arrays = [a.numpy(), np.zeros(4, np.float32)]
+    for got in (compiled.run_reference(arrays)[0], compiled.run_c(arrays)[0]):
+        np.testing.assert_array_equal(got, [np.nan, 0.0, 2.0, np.inf])
 
 
 @pytest.mark.parametrize("name,fn", [

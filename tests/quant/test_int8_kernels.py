@@ -18,7 +18,7 @@ from modelblocks.errors import GraphError
 from modelblocks.ir.serialize import load_graph, save_graph
 from modelblocks.ir.verify import verify
 from modelblocks.ops.q_conv import conv_weight_matrix
-from modelblocks.ops.q_linear import pack_weights
+from modelblocks.ops.q_linear import pack_gemm_stream, pack_weights, padded8
 from modelblocks.passes import select_kernels
 from modelblocks.targets.qemu import have_toolchain
 
@@ -105,7 +105,7 @@ def test_matmul_variant_bit_exact(a_shape, b_shape, transpose):
     batches = [(torch.randn(*a_shape, generator=gen).numpy(), torch.randn(*b_shape, generator=gen).numpy())
                for _ in range(8)]
     compiled = modelblocks.compile(MatMul(transpose).eval(), (a, b), quantize="int8", calibration=lambda: batches)
-    assert select_kernels.kernel_counts(compiled.graph) == {"q_matmul/dsp": 1}
+    assert select_kernels.kernel_counts(compiled.graph) == {"q_matmul/dsp": 1, "quantize/fpv5": 2}
     arrays = [a.numpy(), b.numpy()]
     for got, want in zip(compiled.run_sanitized(arrays), compiled.run_reference(arrays)):
         np.testing.assert_array_equal(got, want)
@@ -128,7 +128,7 @@ def test_residual_add_variant_bit_exact(sub):
     kernel, wrong, compiled, _ = _compare(Residual(sub), torch.randn(2, 4, 6, 5), "q_conv")
     assert (kernel, wrong) == ("rows", 0)
     adds = [n.kernel for n in compiled.graph.nodes if n.op == "q_add"]
-    assert sorted(adds) == ["", "flat"], adds
+    assert sorted(adds) == ["", "table"], adds
 
 
 def test_packed_weights_are_a_permutation_of_the_padded_weights():
@@ -149,6 +149,29 @@ def test_packed_weights_are_a_permutation_of_the_padded_weights():
             o += size
         np.testing.assert_array_equal(decoded[:, :13], w)
         assert not decoded[:, 13:].any()
+
+
+def test_gemm_stream_carries_each_blocks_biases_weights_and_rescales():
+    """Independent decoding of mb_q_gemm_s8's stream: per block of 2 channels (the last alone) its
+    biases, its `pack_weights` words, its multipliers, one word of the shifts' negations as bytes."""
+    rng = np.random.default_rng(1)
+    cout, k = 5, 11
+    w = rng.integers(-128, 128, size=(cout, k), dtype=np.int8)
+    bias = rng.integers(-2**20, 2**20, size=cout).astype(np.int32)
+    mult = rng.integers(2**30, 2**31 - 1, size=cout).astype(np.int32)
+    shift = -rng.integers(0, 31, size=cout).astype(np.int8)
+    stream, words = pack_gemm_stream(w, bias, mult, shift), pack_weights(w, 2)
+    per = padded8(k) // 4
+    pos = 0
+    for o, size in ((0, 2), (2, 2), (4, 1)):
+        np.testing.assert_array_equal(stream[pos:pos + size], bias[o:o + size])
+        np.testing.assert_array_equal(stream[pos + size:pos + size + size * per], words[o * per:(o + size) * per])
+        pos += size + size * per
+        np.testing.assert_array_equal(stream[pos:pos + size], mult[o:o + size])
+        e = [(int(stream[pos + size]) >> (8 * i)) & 0xFF for i in range(size)]
+        assert e == [-int(v) for v in shift[o:o + size]]
+        pos += size + 1
+    assert pos == stream.size
 
 
 def test_conv_weight_matrix_orders_rows_taps_channels():
@@ -214,7 +237,7 @@ def test_kernel_choice_is_verified_and_saved(tmp_path):
     torch.manual_seed(0)
     compiled = _int8(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 4 * 4, 5)), torch.randn(1, 3, 6, 6))
     graph = compiled.graph
-    assert select_kernels.kernel_counts(graph) == {"q_conv/rows": 1, "q_linear/matvec": 1}
+    assert select_kernels.kernel_counts(graph) == {"q_conv/rows": 1, "q_linear/matvec": 1, "quantize/fpv5": 1}
     save_graph(graph, tmp_path)
     assert [n.kernel for n in load_graph(tmp_path / "model.json").nodes] == [n.kernel for n in graph.nodes]
     conv = next(i for i, n in enumerate(graph.nodes) if n.op == "q_conv")
@@ -246,7 +269,7 @@ def test_cortex_m7_runs_the_dsp_kernels_bit_exact_and_faster():
                            if n.op in ("q_conv", "q_linear")}
         if kernels == "optimized":
             assert select_kernels.kernel_counts(compiled.graph) == {"q_conv/rows": 2, "q_conv/depthwise": 1,
-                                                                    "q_linear/matvec": 1}
+                                                                    "q_linear/matvec": 1, "quantize/fpv5": 1}
     assert counts["reference"].keys() == counts["optimized"].keys()
     for layer, ref in counts["reference"].items():
         assert counts["optimized"][layer] < ref, (layer, counts)
@@ -257,7 +280,7 @@ def test_cortex_m7_runs_the_dsp_kernels_bit_exact_and_faster():
         compiled = _int8(Residual(sub=True), x, kernels=kernels)
         sim = compiled.simulate([x.numpy()], target="cortex-m7")
         np.testing.assert_array_equal(sim.outputs[0][0], compiled.run_reference([x.numpy()])[0])
-        index = next(i for i, n in enumerate(compiled.graph.nodes) if n.op == "q_add" and n.kernel in ("", "flat")
+        index = next(i for i, n in enumerate(compiled.graph.nodes) if n.op == "q_add"
                      and compiled.graph.tensors[n.inputs[0]].shape == compiled.graph.tensors[n.inputs[1]].shape)
         adds[kernels] = next(layer.instructions for layer in sim.layers if layer.index == index)
     assert adds["optimized"] < adds["reference"], adds

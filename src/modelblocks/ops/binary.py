@@ -4,6 +4,10 @@ Python scalars become scalar constants; `alpha` of add/sub and the reversed form
 expressed with the same ops. The C kernel walks the broadcast shape after merging dimensions that
 are contiguous in both operands, so the common cases (same shape, scalar, per-channel) reduce to
 one or two loops.
+
+add and sub take a fused clamp (Prop.FUSED_CLAMP, `act_min` / `act_max`): a residual connection's
+ReLU folds into its add (passes/fuse_activation.py), so the int8 add clamps and calibration sees the
+clamped output; the clamped kernels are mb_add_clamp_f32 / mb_sub_clamp_f32.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.dtypes import DType
-from .registry import MAX_RANK, OpDef, Prop, converts, numel, register
+from .registry import CLAMP_ATTRS, MAX_RANK, OpDef, Prop, apply_clamp, converts, numel, register
 
 
 _NUMPY = {
@@ -48,6 +52,13 @@ def collapse(dims: list[int], *strides: list[int]) -> tuple[list[int], list[list
     return out_dims, out_strides
 
 
+_CLAMPED = ("add", "sub")  # ops with a fused clamp
+
+
+def _clamped(node) -> bool:
+    return node.attrs.get("act_min") is not None or node.attrs.get("act_max") is not None
+
+
 def _make(name: str) -> OpDef:
     def infer(node, ins):
         a, b = ins
@@ -61,20 +72,26 @@ def _make(name: str) -> OpDef:
     def reference(node, args):
         a, b = (x.astype(np.float64) for x in args)
         with np.errstate(all="ignore"):
-            return [_NUMPY[name](a, b).astype(np.float32)]
+            return [apply_clamp(_NUMPY[name](a, b).astype(np.float32), node)]
 
     def emit(ctx, node):
         a, b = node.inputs
         out = ctx.shape(node.outputs[0])
         dims, (sa, sb) = collapse(list(out), broadcast_strides(ctx.shape(a), out), broadcast_strides(ctx.shape(b), out))
-        return (f"mb_{name}_f32({ctx.ptr(a)}, {ctx.ptr(b)}, {ctx.ptr(node.outputs[0])}, "
-                f"{ctx.ints(dims, 'dims')}, {ctx.ints(sa, 'strides')}, {ctx.ints(sb, 'strides')}, {len(dims)});")
+        walk = (f"{ctx.ptr(a)}, {ctx.ptr(b)}, {ctx.ptr(node.outputs[0])}, "
+                f"{ctx.ints(dims, 'dims')}, {ctx.ints(sa, 'strides')}, {ctx.ints(sb, 'strides')}, {len(dims)}")
+        if _clamped(node):
+            return f"mb_{name}_clamp_f32({walk}, {ctx.clamp(node)});"
+        return f"mb_{name}_f32({walk});"
 
     def macs(node, ins, outs):
         return numel(outs[0].shape) if name in ("mul", "div") else 0
 
+    clamp = name in _CLAMPED
     return OpDef(name=name, infer=infer, reference=reference, emit=emit, kernels=("mb_binary",),
-                 num_inputs=(2, 2), macs=macs, props=frozenset({Prop.ELEMENTWISE}), doc=f"broadcasting {name}")
+                 attrs=CLAMP_ATTRS if clamp else {}, num_inputs=(2, 2), macs=macs,
+                 props=frozenset({Prop.ELEMENTWISE} | ({Prop.FUSED_CLAMP} if clamp else set())),
+                 doc=f"broadcasting {name}" + (", fused clamp" if clamp else ""))
 
 
 for _name in _NUMPY:

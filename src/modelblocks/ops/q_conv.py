@@ -25,7 +25,7 @@ from ..quant import arith
 from ..quant.lowering import lowers
 from .conv import ConvDims, _conv_out_size, conv_dims, dims_text
 from .q_linear import (Q_ATTRS, XW_MAX, acc_bound_ok, bias_bound, check_q_attrs, check_tables, finish,
-                       fast_requant_ok, lower_weighted, pack_weights, padded8)
+                       fast_requant_ok, gemm_stream, lower_weighted, padded8)
 from .registry import Attr, OpDef, Variant, numel, register
 
 
@@ -122,6 +122,7 @@ def _macs(node, ins, outs):
 # -- optimised kernels (mb_q_conv_opt.c) -------------------------------------------------------------
 
 DW_MAX_PAIRS = 66  # MB_Q_DW_MAX_PAIRS in mb_q_conv_opt.h
+ROWS_MAX_SEGMENTS = 64  # MB_Q_ROWS_MAX_SEGMENTS in mb_q_conv_opt.h
 
 
 def _geometry(node, ins, outs) -> ConvDims:
@@ -129,9 +130,11 @@ def _geometry(node, ins, outs) -> ConvDims:
 
 
 def _ring(node, ins, outs, channels: int) -> int:
-    """int16 elements of the rows kernel's ring of input rows: R rows of padded width * channels."""
+    """int16 elements of the rows kernel's ring of input rows: R rows (R + stride when the output width
+    is odd, as position pairs then span two output rows) of padded width * channels."""
     d = _geometry(node, ins, outs)
-    return ((d.kh - 1) * d.dh + 1) * ((d.ow - 1) * d.sw + (d.kw - 1) * d.dw + 1) * channels
+    rows = (d.kh - 1) * d.dh + 1 + (d.sh if d.ow % 2 else 0)
+    return rows * ((d.ow - 1) * d.sw + (d.kw - 1) * d.dw + 1) * channels
 
 
 def conv_weight_matrix(w: np.ndarray, dw: int) -> np.ndarray:
@@ -163,16 +166,24 @@ def _rows_scratch(node, ins, outs):
     return 2 * (ring + 2 * padded8(k))
 
 
+def _rows_applies(node, ins, outs):
+    d = _geometry(node, ins, outs)
+    segments = d.kh * (1 if d.dw == 1 else d.kw)
+    return (node.attrs["groups"] == 1 and segments <= ROWS_MAX_SEGMENTS
+            and fast_requant_ok(ins, numel(ins[1].shape[1:])))
+
+
 def _emit_opt(ctx, node):
     x, w, bias, mult, shift = node.inputs
     a = node.attrs
     d = conv_dims(ctx.shape(x), ctx.shape(w), ctx.shape(node.outputs[0]), a)
     if node.kernel == "rows":
-        wp = ctx.relayout(w, f"rows{d.dw == 1}_words", lambda data: pack_weights(conv_weight_matrix(data, d.dw), 2))
+        weights = gemm_stream(ctx, w, bias, mult, shift, f"rows{d.dw == 1}_stream",
+                              lambda data: conv_weight_matrix(data, d.dw))
         name = "mb_q_conv_s8_rows"
     else:
-        wp, name = ctx.ptr(w), "mb_q_depthwise_conv_s8_rows"
-    return (f"{name}({ctx.ptr(x)}, {wp}, {ctx.ptr(bias)}, {ctx.ptr(mult)}, {ctx.ptr(shift)}, "
+        weights, name = f"{ctx.ptr(w)}, {ctx.ptr(bias)}, {ctx.ptr(mult)}, {ctx.ptr(shift)}", "mb_q_depthwise_conv_s8_rows"
+    return (f"{name}({ctx.ptr(x)}, {weights}, "
             f"{ctx.ptr(node.outputs[0])}, {dims_text(d)}, {_tail(ctx, a)}, {ctx.scratch(node, 'int16_t')});")
 
 
@@ -188,7 +199,7 @@ def _depthwise_applies(node, ins, outs):
 
 _OPT_KERNELS = ("mb_q_conv_opt", "mb_q_gemm", "mb_arm")
 VARIANTS = (
-    Variant("rows", applies=lambda node, ins, outs: node.attrs["groups"] == 1 and fast_requant_ok(ins, numel(ins[1].shape[1:])),
+    Variant("rows", applies=_rows_applies,
             kernels=_OPT_KERNELS,
             scratch_bytes=_rows_scratch,
             doc="input rows as int16 HWC, two positions' patches as columns, 2x2 SMLAD GEMM"),

@@ -16,7 +16,15 @@ attribute, so the NumPy references below compute exactly what `mb_q_elementwise.
   ties.
 
 Lowering rules: float add, sub, mul (two operands, activations or constants through `q.int8`) and
-div with a constant divisor; the output takes its calibrated parameters.
+div with a constant divisor; the output takes its calibrated parameters, and add / sub their fused
+clamp as act_min / act_max. With a one-element constant operand (x * scale, x / 3, 1 - x) the op is a
+function of x alone and, from LUT_MIN_ELEMENTS elements, lowers to a q_lut instead (ops/q_lut.py),
+rounded once from the float result.
+
+Optimised kernels of q_add (mb_q_elementwise_opt.c), for same-shape operands: "table" (each operand's
+rescaling looked up in a 256-entry table built in scratch, or a multiply for the operand rescaled by
+1/2; one requantization per element) from TABLE_MIN_ELEMENTS elements, "flat" (three requantizations
+per element) below.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from ..ir.graph import QuantParams, Tensor
 from ..quant import arith
 from ..quant.lowering import QuantContext, lowers
 from .binary import broadcast_strides, collapse
-from .registry import MAX_RANK, Attr, OpDef, Prop, Variant, numel, register
+from .registry import MAX_RANK, Attr, OpDef, Prop, Variant, get_op, numel, register
 
 ADD_LEFT_SHIFT = 20  # TFLite's left shift for int8 add
 REQUANT_LEFT_SHIFT = 20  # (x - zp) * 2^20 fits int32 for any int8 x
@@ -114,10 +122,11 @@ _ADD_KEYS = ("a_zp", "a_mult", "a_shift", "b_zp", "b_mult", "b_shift", "left_shi
 _MUL_KEYS = ("a_zp", "b_zp", "out_zp", "mult", "shift", "act_min", "act_max")
 
 def _add_emit(ctx, node) -> str:
-    if node.kernel == "flat":
+    if node.kernel:
         a, b = node.inputs
-        return (f"mb_q_add_s8_flat({ctx.ptr(a)}, {ctx.ptr(b)}, {ctx.ptr(node.outputs[0])}, "
-                f"{numel(ctx.shape(a))}, {_args(ctx, node, _ADD_KEYS)});")
+        tables = f", {ctx.scratch(node, 'int32_t')}" if node.kernel == "table" else ""
+        return (f"mb_q_add_s8_{node.kernel}({ctx.ptr(a)}, {ctx.ptr(b)}, {ctx.ptr(node.outputs[0])}, "
+                f"{numel(ctx.shape(a))}, {_args(ctx, node, _ADD_KEYS)}{tables});")
     return f"mb_q_add_s8({_walk(ctx, node)}, {_args(ctx, node, _ADD_KEYS)});"
 
 
@@ -129,6 +138,30 @@ def _add_flat_applies(node, ins, outs) -> bool:
             and max(a["a_shift"], a["b_shift"], a["out_shift"]) <= 0 and a["left_shift"] <= ADD_LEFT_SHIFT)
 
 
+# Below this many elements "flat" runs instead of "table": building the tables (about 2,000 instructions on
+# the M7) pays from 46 elements, but below 128 it saves under 3,000 instructions for 1-2 KiB of arena.
+TABLE_MIN_ELEMENTS = 128
+LINEAR_MULT = 1 << 30  # with shift 0: the real multiplier 1/2 of the operand with the larger scale
+
+
+def _add_table_applies(node, ins, outs) -> bool:
+    """"flat"'s conditions, enough elements, and an output requantization with a rounding shift of 1 to
+    23 and a non-negative multiplier (mb_q_add_table_output folds the rounding and zero point into it)."""
+    a = node.attrs
+    return (_add_flat_applies(node, ins, outs) and numel(outs[0].shape) >= TABLE_MIN_ELEMENTS
+            and -23 <= a["out_shift"] <= -1 and a["out_mult"] >= 0)
+
+
+def _add_table_scratch(node, ins, outs) -> int:
+    """One int32 table of 256 entries per operand, but none for an operand rescaled by exactly +-1/2 (the
+    kernel multiplies it instead: mb_q_add_is_linear)."""
+    a = node.attrs
+    linear = any(abs(a[f"{k}_mult"]) == LINEAR_MULT and a[f"{k}_shift"] == 0 for k in "ab") and a["left_shift"] >= 1
+    return 4 * 256 * (1 if linear else 2)
+
+
+_ADD_OPT_KERNELS = ("mb_q_elementwise_opt", "mb_q_gemm", "mb_arm")
+
 register(OpDef(
     name="q_add",
     infer=_binary_infer("q_add", ("a_zp", "b_zp", "out_zp"), ("a_shift", "b_shift", "out_shift"),
@@ -136,9 +169,13 @@ register(OpDef(
     reference=_add_reference,
     emit=_add_emit,
     kernels=("mb_q_elementwise", "mb_quant"),
-    variants=(Variant("flat", applies=_add_flat_applies,
-                      kernels=("mb_q_elementwise_opt", "mb_q_gemm", "mb_arm"),
-                      doc="same-shape operands: one pass, SMMULR requantization"),),
+    variants=(Variant("table", applies=_add_table_applies, kernels=_ADD_OPT_KERNELS,
+                      scratch_bytes=_add_table_scratch,
+                      doc="same-shape operands, at least TABLE_MIN_ELEMENTS: an operand's rescaling from a "
+                          "256-entry table built in scratch (or a multiply for the one rescaled by 1/2), "
+                          "one SMMLAR requantization per element"),
+              Variant("flat", applies=_add_flat_applies, kernels=_ADD_OPT_KERNELS,
+                      doc="same-shape operands: one pass, three SMMULR requantizations per element"),),
     attrs={**{k: Attr("int") for k in _ADD_KEYS if k not in _CLAMP}, **_CLAMP},
     num_inputs=(2, 2), props=frozenset({Prop.ELEMENTWISE}),
     macs=lambda node, ins, outs: numel(outs[0].shape),
@@ -249,8 +286,48 @@ def _check_rank(q: QuantContext, y: str) -> None:
 # -- lowering rules ----------------------------------------------------------------------------------
 # A rule raises ValueError with the reason when the node must stay float (the pass reports it).
 
+# From this many elements a scalar operand makes the op a table (q_lut): its 256 bytes of flash are then no
+# more than the tensor's own bytes, and a look-up costs about 6 instructions an element against q_mul's 50.
+LUT_MIN_ELEMENTS = 256
+
+
+def _scalar_operand(q: QuantContext, node) -> int | None:
+    """Which input (0 or 1) is a one-element constant while the other, an activation of at least
+    LUT_MIN_ELEMENTS elements, has the output's shape; None if the node is not such an op."""
+    y = q.float_tensor(node.outputs[0])
+    for k in (0, 1):
+        c, x = node.inputs[k], node.inputs[1 - k]
+        if (q.is_constant(c) and not q.is_constant(x) and numel(q.float_tensor(c).shape) == 1
+                and q.float_tensor(x).shape == y.shape and numel(y.shape) >= LUT_MIN_ELEMENTS):
+            return k
+    return None
+
+
+def _lower_scalar_as_table(q: QuantContext, node, k: int) -> bool:
+    """x (op) c for a constant scalar c is a function of x alone: a q_lut whose table is the float op's own
+    reference (with its fused clamp) on the 256 dequantized values, rounded once to the output grid. Exact
+    to the output's step, and a table look-up per element."""
+    c, x, y = node.inputs[k], node.inputs[1 - k], node.outputs[0]
+    _check_per_tensor(q, (x, y))
+    s_in, zp_in = input_params(q, x)
+    s_out, zp_out = q.params(y).scale[0], q.params(y).zero_point[0]
+    grid = arith.dequantize_values(np.arange(arith.QMIN, arith.QMAX + 1), s_in, zp_in)
+    scalar = q.constant_data(c).astype(np.float32).reshape(())
+    args = [grid, scalar] if k == 1 else [scalar, grid]
+    values = np.asarray(get_op(node.op).reference(node, args)[0], dtype=np.float32).reshape(-1)
+    table = arith.quantize_values(values, s_out, zp_out)
+    xq = q.int8(x)
+    q.emit("q_lut", [xq, q.constant(f"{node.name}_lut", table, DType.int8)], [q.output(y)])
+    return True
+
+
 @lowers("add", "sub")
 def _lower_add(q: QuantContext, node) -> bool:
+    """TFLite's add; with a scalar constant operand, a table. The fused clamp (a residual ReLU) becomes
+    the int8 act_min / act_max under the output's parameters, which calibration took after the clamp."""
+    k = _scalar_operand(q, node)
+    if k is not None:
+        return _lower_scalar_as_table(q, node, k)
     a, b = node.inputs
     y = node.outputs[0]
     _check_rank(q, y)
@@ -265,10 +342,11 @@ def _lower_add(q: QuantContext, node) -> bool:
         b_mult = -b_mult
     qa, qb = q.int8(a), q.int8(b)
     yq = q.output(y)
+    act_min, act_max = q.clamp_range(node, yq)
     q.emit("q_add", [qa, qb], [yq], {
         "a_zp": int(za), "a_mult": a_mult, "a_shift": a_shift, "b_zp": int(zb), "b_mult": b_mult,
         "b_shift": b_shift, "left_shift": ADD_LEFT_SHIFT, "out_zp": int(q.qparams(yq)[1]),
-        "out_mult": out_mult, "out_shift": out_shift, "act_min": arith.QMIN, "act_max": arith.QMAX})
+        "out_mult": out_mult, "out_shift": out_shift, "act_min": act_min, "act_max": act_max})
     return True
 
 
@@ -281,6 +359,10 @@ def _emit_mul(q: QuantContext, qa: str, qb: str, y: str, mult: int, shift: int) 
 
 @lowers("mul")
 def _lower_mul(q: QuantContext, node) -> bool:
+    """(a - a_zp)(b - b_zp) requantized; by a scalar constant (an attention scale), a table."""
+    k = _scalar_operand(q, node)
+    if k is not None:
+        return _lower_scalar_as_table(q, node, k)
     a, b = node.inputs
     y = node.outputs[0]
     _check_rank(q, y)
@@ -293,7 +375,8 @@ def _lower_mul(q: QuantContext, node) -> bool:
 
 @lowers("div")
 def _lower_div(q: QuantContext, node) -> bool:
-    """x / c for a constant c without zeros: x * (1 / c), the reciprocal quantized per tensor."""
+    """x / c for a constant c without zeros: x * (1 / c), the reciprocal quantized per tensor; a scalar c
+    gives a table."""
     a, b = node.inputs
     y = node.outputs[0]
     if not q.is_constant(b) or q.is_constant(a):
@@ -305,6 +388,8 @@ def _lower_div(q: QuantContext, node) -> bool:
         recip = (1.0 / c).astype(np.float32)
     if c.size == 0 or np.any(c == 0) or not np.all(np.isfinite(recip)) or not np.all(np.isfinite(c)):
         raise ValueError("the divisor holds zeros or values whose reciprocal is not a finite float32")
+    if _scalar_operand(q, node) == 1:
+        return _lower_scalar_as_table(q, node, 1)
     pr = arith.params_from_range(float(recip.min()), float(recip.max()))
     sa, _ = input_params(q, a)
     mult, shift = _multiplier(float(sa) * pr.scale[0] / float(q.params(y).scale[0]), "output")

@@ -193,6 +193,33 @@ def pack_weights(w2d: np.ndarray, block: int) -> np.ndarray:
     return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int32)
 
 
+def pack_gemm_stream(w2d: np.ndarray, bias: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """What mb_q_gemm.c's `mb_q_gemm_s8` reads, in one int32 stream: per block of two output channels
+    (the last channel alone) its biases, its weights as `pack_weights` lays out blocks of 2, its
+    multipliers, and one word holding the right shifts e = -shift as bytes (e0, e1), so that the kernel
+    walks one pointer and needs no register for the per-channel tables."""
+    cout, k = w2d.shape
+    words = pack_weights(w2d, 2)
+    per_channel = words.size // max(cout, 1)
+    e = (-np.asarray(shift, dtype=np.int64)).astype(np.int64)
+    parts, o = [], 0
+    for size in (2, 1):
+        while cout - o >= size:
+            ch = slice(o, o + size)
+            e_word = int(sum(int(v) << (8 * i) for i, v in enumerate(e[ch])))
+            parts += [np.asarray(bias[ch], dtype=np.int32), words[o * per_channel:(o + size) * per_channel],
+                      np.asarray(mult[ch], dtype=np.int32), np.array([e_word], dtype=np.int32)]
+            o += size
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+
+
+def gemm_stream(ctx, w: str, bias: str, mult: str, shift: str, layout: str = "stream",
+                matrix=lambda data: data) -> str:
+    """The C symbol of the layer's `pack_gemm_stream` (weights first turned into [cout, K] by `matrix`)."""
+    return ctx.relayout(w, layout, lambda wd, b, m, sh: pack_gemm_stream(matrix(wd), b, m, sh),
+                        with_tensors=(bias, mult, shift))
+
+
 def _rows(ins) -> int:
     return numel(ins[0].shape[:-1])
 
@@ -201,8 +228,12 @@ def _emit_opt(ctx, node, kind: str, block: int) -> str:
     x, w, bias, mult, shift = node.inputs
     a = node.attrs
     out_features, in_features = ctx.shape(w)
-    wp = ctx.relayout(w, f"{kind}_words", lambda data: pack_weights(data, block))
-    return (f"mb_q_linear_s8_{kind}({ctx.ptr(x)}, {wp}, {ctx.ptr(bias)}, {ctx.ptr(mult)}, {ctx.ptr(shift)}, "
+    if kind == "gemm":
+        weights = gemm_stream(ctx, w, bias, mult, shift)
+    else:
+        wp = ctx.relayout(w, f"{kind}_words", lambda data: pack_weights(data, block))
+        weights = f"{wp}, {ctx.ptr(bias)}, {ctx.ptr(mult)}, {ctx.ptr(shift)}"
+    return (f"mb_q_linear_s8_{kind}({ctx.ptr(x)}, {weights}, "
             f"{ctx.ptr(node.outputs[0])}, {numel(ctx.shape(x)[:-1])}, {in_features}, {out_features}, "
             f"{ctx.i(a['in_zp'])}, {ctx.i(a['out_zp'])}, {ctx.i(a.get('act_min', arith.QMIN))}, "
             f"{ctx.i(a.get('act_max', arith.QMAX))}, {ctx.scratch(node, 'int16_t')});")

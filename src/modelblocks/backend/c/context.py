@@ -95,17 +95,19 @@ class EmitContext:
         k = offset // itemsize + element
         return f"({base} + {k})" if k else base
 
-    def relayout(self, tensor_name: str, layout: str, make) -> str:
+    def relayout(self, tensor_name: str, layout: str, make, with_tensors: Sequence[str] = ()) -> str:
         """The C symbol of constant `tensor_name` re-laid-out offline into the order an optimised kernel
-        streams it: `make(data) -> array` builds it (possibly padded, or packed into int32 words), once
-        per (tensor, layout name). It goes into `<prefix>_weights.c` in place of the original, which no
-        kernel then reads (when another node still reads the original, both are emitted)."""
-        key = (tensor_name, layout)
+        streams it: `make(data, *others) -> array` builds it (possibly padded, or packed into int32 words,
+        or interleaved with the constants `with_tensors`, whose data come as `others`), once per
+        (tensor, layout name, with_tensors). It goes into `<prefix>_weights.c` in place of the originals,
+        which no kernel then reads (when another node still reads one, both are emitted)."""
+        key = (tensor_name, layout, tuple(with_tensors))
         if key not in self._derived_cache:
-            t = self.graph.tensors[tensor_name]
-            if t.data is None:
-                raise ValueError(f"{tensor_name} is not a constant: it cannot be re-laid-out offline")
-            data = np.ascontiguousarray(make(t.data))
+            sources = [self.graph.tensors[n] for n in (tensor_name, *with_tensors)]
+            for t in sources:
+                if t.data is None:
+                    raise ValueError(f"{t.name} is not a constant: it cannot be re-laid-out offline")
+            data = np.ascontiguousarray(make(*(t.data for t in sources)))
             symbol = self._fresh(f"{self.prefix}_{self.plan.root[tensor_name]}_{layout}", symbol=True)
             self.derived.append({"name": f"{tensor_name} ({layout} layout)", "dtype": DType.from_numpy(data.dtype),
                                  "data": data, "symbol": symbol})

@@ -60,11 +60,25 @@ static inline int32_t mb_ssat9(int32_t x)
     return __ssat(x, 9);
 }
 
+/* x saturated to [-128, 127] (SSAT #8) */
+static inline int32_t mb_ssat8(int32_t x)
+{
+    return __ssat(x, 8);
+}
+
 /* (x * y + 2^31) >> 32: the high word of the product, rounded (SMMULR; not in ACLE) */
 static inline int32_t mb_smmulr(int32_t x, int32_t y)
 {
     int32_t r;
     __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(x), "r"(y));
+    return r;
+}
+
+/* acc + ((x * y + 2^31) >> 32): SMMULR with an addend (SMMLAR); callers keep the sum within 32 bits */
+static inline int32_t mb_smmlar(int32_t x, int32_t y, int32_t acc)
+{
+    int32_t r;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(x), "r"(y), "r"(acc));
     return r;
 }
 
@@ -122,9 +136,19 @@ static inline int32_t mb_ssat9(int32_t x)
     return x > 255 ? 255 : (x < -256 ? -256 : x);
 }
 
+static inline int32_t mb_ssat8(int32_t x)
+{
+    return x > 127 ? 127 : (x < -128 ? -128 : x);
+}
+
 static inline int32_t mb_smmulr(int32_t x, int32_t y)
 {
     return (int32_t)(((int64_t)x * y + ((int64_t)1 << 31)) >> 32);
+}
+
+static inline int32_t mb_smmlar(int32_t x, int32_t y, int32_t acc)
+{
+    return acc + mb_smmulr(x, y);
 }
 #endif
 

@@ -16,4 +16,10 @@ MB_BINARY_DECL(maximum)
 MB_BINARY_DECL(minimum)
 #undef MB_BINARY_DECL
 
+/* The same, then clamped: y = min(max(a (op) b, lo), hi) (mb_clampf; NaN stays NaN). */
+void mb_add_clamp_f32(const float *a, const float *b, float *y, const int32_t *dims, const int32_t *as,
+                      const int32_t *bs, int32_t rank, float lo, float hi);
+void mb_sub_clamp_f32(const float *a, const float *b, float *y, const int32_t *dims, const int32_t *as,
+                      const int32_t *bs, int32_t rank, float lo, float hi);
+
 #endif

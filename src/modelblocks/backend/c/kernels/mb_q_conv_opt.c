@@ -2,8 +2,9 @@
  * (mb_q_conv.c), bit for bit.
  *
  * rows: the input rows an output row reads are kept as int16 (x - in_zp) in a ring of
- * R = (kh - 1) * dh + 1 rows in `buf`, channels innermost (HWC) and zeros in the padding, each input
- * row converted once. For two neighbouring output positions, their patches are copied from the ring
+ * R = (kh - 1) * dh + 1 rows in `buf` (R + sh when the output width is odd: see below), channels
+ * innermost (HWC) and zeros in the padding, each input row converted once. For two neighbouring output
+ * positions (in plane order: a pair may span two rows), their patches are copied from the ring
  * into two interleaved int16 columns (mb_q_gemm.c), segment by segment: a kernel row (kw * cin values,
  * contiguous in HWC) when dw == 1, else one tap (cin values); each segment padded to a multiple of 4.
  * Then the SMLAD GEMM core computes two output channels x two positions at a time, the
@@ -36,13 +37,13 @@ static int32_t mb_ring_slot(int32_t row, int32_t rows)
 static void mb_q_conv_load_row(const int8_t *xb, int16_t *dst, int32_t cin, int32_t h, int32_t wd, int32_t wp,
                                int32_t pl, int32_t ih, int32_t in_zp)
 {
-    for (int32_t i = 0; i < wp * cin; ++i) {
-        dst[i] = 0;
-    }
+    const int32_t first = pl < wp ? pl : wp, last = (wd + pl < wp) ? wd + pl : wp; /* columns with image data */
     if (ih < 0 || ih >= h) {
+        memset(dst, 0, (size_t)(wp * cin) * sizeof(int16_t));
         return;
     }
-    const int32_t first = pl, last = (wd + pl < wp) ? wd + pl : wp; /* padded columns holding image data */
+    memset(dst, 0, (size_t)(first * cin) * sizeof(int16_t));
+    memset(dst + last * cin, 0, (size_t)((wp - last) * cin) * sizeof(int16_t));
     for (int32_t c = 0; c < cin; ++c) {
         const int8_t *src = xb + ((int64_t)c * h + ih) * wd - pl;
         int16_t *d = dst + c;
@@ -99,34 +100,27 @@ static void mb_q_dw_load_plane(const int8_t *xc, int16_t *dst, int32_t h, int32_
     }
 }
 
-/* Copy `len` int16 into the column slot (0 lone, 1/2 of an interleaved pair) from group `g` on, padding
- * to a multiple of 4 with zeros; returns the next group. */
-static int32_t mb_q_conv_copy_segment(const int16_t *src, int32_t len, int16_t *col, int32_t slot, int32_t g)
+/* Copy `len` int16 into a column slot of an interleaved pair at `dst` (a group's first value), four
+ * at a time (two words: LDR/STR take any alignment on Armv7-M); returns the next group's place. A
+ * segment whose length is not a multiple of 4 takes up to 3 values past its end with it: their weights
+ * are zero (the segments are padded so in the packed weights), and they are initialised int16 of the
+ * same range (the next ring values, or the column buffer behind the ring), so they add nothing. */
+static int16_t *mb_q_conv_copy_segment(const int16_t *src, int32_t len, int16_t *dst)
 {
-    const int32_t step = slot ? 8 : 4;
-    int16_t *dst = col + (int64_t)g * step + (slot == 2 ? 4 : 0);
-    int32_t t = 0;
-    for (; t + 4 <= len; t += 4) { /* four int16 as two words (LDR/STR take any alignment on Armv7-M) */
+    for (int32_t t = 0; t < len; t += 4) {
         memcpy(dst, src + t, 8);
-        dst += step;
-        ++g;
+        dst += 8;
     }
-    if (t < len) {
-        for (int32_t u = 0; u < 4; ++u) {
-            dst[u] = t + u < len ? src[t + u] : 0;
-        }
-        ++g;
-    }
-    return g;
+    return dst;
 }
 
 /* A 1x1 convolution with stride 1 and no padding reads its two positions' channels straight from the
- * NCHW input (no ring): column slot 1 gets position p, slot 2 position p + 1 (`ncols` 2), or a lone
- * column (slot 0); zeros pad the channels to `groups` * 4. */
+ * NCHW input (no ring): column slot 1 gets position p, slot 2 position p + 1 (`ncols` 2; a lone
+ * position leaves slot 2 as it was); zeros pad the channels to `groups` * 4. */
 static void mb_q_pack_pointwise(const int8_t *x, int32_t plane, int32_t cin, int32_t ncols, int16_t *cols,
                                 int32_t groups, int32_t in_zp)
 {
-    const int32_t step = ncols == 2 ? 8 : 4;
+    const int32_t step = 8;
     int16_t *dst = cols;
     int32_t c = 0;
     for (; c + 4 <= cin; c += 4) {
@@ -154,20 +148,21 @@ static void mb_q_pack_pointwise(const int8_t *x, int32_t plane, int32_t cin, int
     }
 }
 
-void mb_q_conv_s8_rows(const int8_t *x, const int32_t *w, const int32_t *bias, const int32_t *mult,
-                       const int8_t *shift, int8_t *y, int32_t n, int32_t cin, int32_t h, int32_t wd, int32_t cout,
-                       int32_t oh, int32_t ow, int32_t kh, int32_t kw, int32_t sh, int32_t sw, int32_t pt, int32_t pl,
-                       int32_t dh, int32_t dw, int32_t in_zp, int32_t out_zp, int32_t act_min, int32_t act_max,
-                       int16_t *buf)
+void mb_q_conv_s8_rows(const int8_t *x, const int32_t *stream, int8_t *y, int32_t n, int32_t cin, int32_t h,
+                       int32_t wd, int32_t cout, int32_t oh, int32_t ow, int32_t kh, int32_t kw, int32_t sh, int32_t sw,
+                       int32_t pt, int32_t pl, int32_t dh, int32_t dw, int32_t in_zp, int32_t out_zp, int32_t act_min,
+                       int32_t act_max, int16_t *buf)
 {
-    const int32_t rows = (kh - 1) * dh + 1;
+    const int32_t rows = (kh - 1) * dh + 1;          /* input rows an output row reads */
+    const int32_t ring = rows + (ow % 2 ? sh : 0);   /* ... and those of the next one when pairs span rows */
     const int32_t wp = (ow - 1) * sw + (kw - 1) * dw + 1;
     const int32_t row_len = wp * cin;
-    int16_t *cols = buf + mb_round4(rows * row_len);
+    int16_t *cols = buf + mb_round4(ring * row_len);
     const int32_t seg_len = dw == 1 ? kw * cin : cin;
-    const int32_t segs_per_row = dw == 1 ? 1 : kw;
-    const int32_t groups = ((kh * segs_per_row * mb_round4(seg_len) / 4) + 1) & ~1; /* even: K padded to 8 */
+    const int32_t segs_per_row = dw == 1 ? 1 : kw, segments = kh * segs_per_row;
+    const int32_t groups = ((segments * mb_round4(seg_len) / 4) + 1) & ~1; /* even: K padded to 8 */
     const int32_t plane = oh * ow;
+    memset(cols, 0, (size_t)groups * 8 * sizeof(int16_t)); /* a lone column's unused partner */
     for (int32_t b = 0; b < n; ++b) {
         const int8_t *xb = x + (int64_t)b * cin * h * wd;
         int8_t *yb = y + (int64_t)b * cout * plane;
@@ -176,37 +171,46 @@ void mb_q_conv_s8_rows(const int8_t *x, const int32_t *w, const int32_t *bias, c
             for (int32_t p = 0; p < plane; p += 2) {
                 const int32_t ncols = plane - p >= 2 ? 2 : 1;
                 mb_q_pack_pointwise(xb + p, plane, cin, ncols, cols, groups, in_zp);
-                mb_q_gemm_s8(w, cols, groups, ncols, cout, bias, mult, shift, yb + p, plane, 1, out_zp, act_min,
+                mb_q_gemm_s8(stream, cols, groups, ncols, cout, yb + p, plane, 1, out_zp, act_min,
                              act_max);
             }
             continue;
         }
-        int32_t loaded = -pt - 1; /* rows up to `loaded` are in the ring */
-        for (int32_t r = 0; r < oh; ++r) {
-            const int32_t ih0 = r * sh - pt;
-            for (int32_t ih = (loaded + 1 > ih0 ? loaded + 1 : ih0); ih < ih0 + rows; ++ih) {
-                mb_q_conv_load_row(xb, buf + (int64_t)mb_ring_slot(ih, rows) * row_len, cin, h, wd, wp, pl, ih, in_zp);
-                loaded = ih;
-            }
-            for (int32_t c = 0; c < ow; c += 2) {
-                const int32_t ncols = ow - c >= 2 ? 2 : 1;
-                for (int32_t col = 0; col < ncols; ++col) {
-                    const int32_t slot = ncols == 2 ? col + 1 : 0;
-                    int32_t g = 0;
-                    for (int32_t i = 0; i < kh; ++i) {
-                        const int16_t *row = buf + (int64_t)mb_ring_slot(ih0 + i * dh, rows) * row_len;
+        /* Positions pair up in the order of the output plane, so when ow is odd a pair can span two output
+         * rows: the ring then holds sh more input rows, those of the next output row too. */
+        int32_t loaded = -pt - 1;               /* input rows up to `loaded` are in the ring */
+        int32_t seg_row = -1;                   /* the output row whose segment starts are in seg_src */
+        const int16_t *seg_src[MB_Q_ROWS_MAX_SEGMENTS]; /* where each segment starts for column 0 */
+        int32_t r = 0, c = 0;                   /* the next position's output row and column */
+        for (int32_t p = 0; p < plane; p += 2) {
+            const int32_t ncols = plane - p >= 2 ? 2 : 1;
+            for (int32_t col = 0; col < ncols; ++col) { /* a lone position's partner slot keeps its values */
+                if (r != seg_row) {
+                    const int32_t ih0 = r * sh - pt;
+                    for (int32_t ih = (loaded + 1 > ih0 ? loaded + 1 : ih0); ih < ih0 + rows; ++ih) {
+                        mb_q_conv_load_row(xb, buf + (int64_t)mb_ring_slot(ih, ring) * row_len, cin, h, wd, wp, pl,
+                                           ih, in_zp);
+                        loaded = ih;
+                    }
+                    for (int32_t i = 0, k = 0; i < kh; ++i) {
+                        const int16_t *row = buf + (int64_t)mb_ring_slot(ih0 + i * dh, ring) * row_len;
                         for (int32_t j = 0; j < segs_per_row; ++j) {
-                            g = mb_q_conv_copy_segment(row + ((c + col) * sw + j * dw) * cin, seg_len, cols, slot, g);
+                            seg_src[k++] = row + j * dw * cin;
                         }
                     }
-                    if (g < groups) { /* the zero group that makes K a multiple of 8 */
-                        int16_t *pad = cols + (int64_t)g * (slot ? 8 : 4) + (slot == 2 ? 4 : 0);
-                        pad[0] = pad[1] = pad[2] = pad[3] = 0;
-                    }
+                    seg_row = r;
                 }
-                mb_q_gemm_s8(w, cols, groups, ncols, cout, bias, mult, shift, yb + (int64_t)r * ow + c, plane, 1,
-                             out_zp, act_min, act_max);
+                const int32_t at = c * sw * cin;
+                int16_t *dst = cols + (col ? 4 : 0);
+                for (int32_t k = 0; k < segments; ++k) {
+                    dst = mb_q_conv_copy_segment(seg_src[k] + at, seg_len, dst);
+                } /* the zero-weight group that makes K a multiple of 8 keeps stale values too */
+                if (++c == ow) {
+                    c = 0;
+                    ++r;
+                }
             }
+            mb_q_gemm_s8(stream, cols, groups, ncols, cout, yb + p, plane, 1, out_zp, act_min, act_max);
         }
     }
 }
