@@ -162,7 +162,8 @@ def _rows_scratch(node, ins, outs):
     cin = ins[1].shape[1]
     seg_len = d.kw * cin if d.dw == 1 else cin
     k = d.kh * (1 if d.dw == 1 else d.kw) * (-(-seg_len // 4) * 4)
-    ring = -(-_ring(node, ins, outs, cin) // 4) * 4
+    pointwise = (d.kh, d.kw, d.sh, d.sw, d.ph, d.pw, d.oh, d.ow) == (1, 1, 1, 1, 0, 0, d.h, d.w)  # no ring
+    ring = 0 if pointwise else -(-_ring(node, ins, outs, cin) // 4) * 4
     return 2 * (ring + 2 * padded8(k))
 
 

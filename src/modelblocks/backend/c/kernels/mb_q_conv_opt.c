@@ -157,7 +157,9 @@ void mb_q_conv_s8_rows(const int8_t *x, const int32_t *stream, int8_t *y, int32_
     const int32_t ring = rows + (ow % 2 ? sh : 0);   /* ... and those of the next one when pairs span rows */
     const int32_t wp = (ow - 1) * sw + (kw - 1) * dw + 1;
     const int32_t row_len = wp * cin;
-    int16_t *cols = buf + mb_round4(ring * row_len);
+    /* a 1x1 convolution with stride 1 and no padding reads its columns straight from the input */
+    const int pointwise = kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && oh == h && ow == wd;
+    int16_t *cols = pointwise ? buf : buf + mb_round4(ring * row_len);
     const int32_t seg_len = dw == 1 ? kw * cin : cin;
     const int32_t segs_per_row = dw == 1 ? 1 : kw, segments = kh * segs_per_row;
     const int32_t groups = ((segments * mb_round4(seg_len) / 4) + 1) & ~1; /* even: K padded to 8 */
@@ -166,8 +168,7 @@ void mb_q_conv_s8_rows(const int8_t *x, const int32_t *stream, int8_t *y, int32_
     for (int32_t b = 0; b < n; ++b) {
         const int8_t *xb = x + (int64_t)b * cin * h * wd;
         int8_t *yb = y + (int64_t)b * cout * plane;
-        if (kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && oh == h && ow == wd) {
-            /* pointwise: positions pair up across rows, the output plane being contiguous too */
+        if (pointwise) { /* positions pair up across rows, the output plane being contiguous too */
             for (int32_t p = 0; p < plane; p += 2) {
                 const int32_t ncols = plane - p >= 2 ? 2 : 1;
                 mb_q_pack_pointwise(xb + p, plane, cin, ncols, cols, groups, in_zp);
