@@ -119,9 +119,9 @@ def _macs(node, ins, outs):
     return numel(outs[0].shape) * numel(ins[1].shape[1:])
 
 
-# -- optimised kernels (mb_q_conv_opt.c) -------------------------------------------------------------
+# -- optimised kernels (mb_q_conv_opt.c, mb_q_depthwise_opt.c) ----------------------------------------------------------
 
-DW_MAX_PAIRS = 66  # MB_Q_DW_MAX_PAIRS in mb_q_conv_opt.h
+DW_MAX_PAIRS = 66  # MB_Q_DW_MAX_PAIRS in mb_q_depthwise_opt.h
 ROWS_MAX_SEGMENTS = 64  # MB_Q_ROWS_MAX_SEGMENTS in mb_q_conv_opt.h
 
 
@@ -152,9 +152,11 @@ def conv_weight_matrix(w: np.ndarray, dw: int) -> np.ndarray:
 
 
 def _plane_scratch(node, ins, outs):
-    """int16 bytes of one input channel's padded plane (plus a spare zero column) for the depthwise kernel."""
+    """int16 bytes of one input channel's padded plane for the depthwise kernel, plus one int16 to
+    word-align it: `mb_dw_plane_width` columns (mb_q_depthwise_opt.c)."""
     d = _geometry(node, ins, outs)
-    return 2 * ((d.oh - 1) * d.sh + (d.kh - 1) * d.dh + 1) * ((d.ow - 1) * d.sw + (d.kw - 1) * d.dw + 2)
+    wp = max((d.ow - 1) * d.sw + (d.kw - 1) * d.dw + 2, (d.ow + 2) * d.sw + 2)
+    return 2 * (((d.oh - 1) * d.sh + (d.kh - 1) * d.dh + 1) * (wp + wp % 2) + 1)
 
 
 def _rows_scratch(node, ins, outs):
@@ -183,7 +185,8 @@ def _emit_opt(ctx, node):
                               lambda data: conv_weight_matrix(data, d.dw))
         name = "mb_q_conv_s8_rows"
     else:
-        weights, name = f"{ctx.ptr(w)}, {ctx.ptr(bias)}, {ctx.ptr(mult)}, {ctx.ptr(shift)}", "mb_q_depthwise_conv_s8_rows"
+        weights = f"{ctx.ptr(w)}, {ctx.ptr(bias)}, {ctx.ptr(mult)}, {ctx.ptr(shift)}"
+        name = "mb_q_depthwise_conv_s8_rows"
     return (f"{name}({ctx.ptr(x)}, {weights}, "
             f"{ctx.ptr(node.outputs[0])}, {dims_text(d)}, {_tail(ctx, a)}, {ctx.scratch(node, 'int16_t')});")
 
@@ -204,8 +207,9 @@ VARIANTS = (
             kernels=_OPT_KERNELS,
             scratch_bytes=_rows_scratch,
             doc="input rows as int16 HWC, two positions' patches as columns, 2x2 SMLAD GEMM"),
-    Variant("depthwise", applies=_depthwise_applies, kernels=_OPT_KERNELS,
-            scratch_bytes=_plane_scratch, doc="per channel: the padded plane as int16, tap pairs by SMLAD"),
+    Variant("depthwise", applies=_depthwise_applies, kernels=("mb_q_depthwise_opt", "mb_q_gemm", "mb_arm"),
+            scratch_bytes=_plane_scratch,
+            doc="per channel: the padded plane as int16; 3x3 six outputs of a row per SMLAD step, else tap pairs"),
 )
 
 register(OpDef(

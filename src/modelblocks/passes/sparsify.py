@@ -51,7 +51,7 @@ class Costs:
 FLOAT_COSTS = Costs(per_mac=6.0, per_output=18.0, per_nonzero=7.0, sparse_per_output=38.0)
 INT8_COSTS = Costs(per_mac=6.0, per_output=48.0, per_nonzero=6.0, sparse_per_output=72.0)
 FLOAT_OPT_COSTS = Costs(per_mac=1.156, per_output=19.75, per_nonzero=7.0, sparse_per_output=38.0)
-INT8_OPT_COSTS = Costs(per_mac=1.271, per_output=28.9, per_nonzero=6.0, sparse_per_output=72.0)
+INT8_OPT_COSTS = Costs(per_mac=1.271, per_output=22.66, per_nonzero=6.0, sparse_per_output=72.0)
 DENSE_COSTS = {("linear", "reference"): FLOAT_COSTS, ("linear", "optimized"): FLOAT_OPT_COSTS,
                ("q_linear", "reference"): INT8_COSTS, ("q_linear", "optimized"): INT8_OPT_COSTS}
 

@@ -74,7 +74,7 @@ static inline int32_t mb_smmulr(int32_t x, int32_t y)
     return r;
 }
 
-/* acc + ((x * y + 2^31) >> 32): SMMULR with an addend (SMMLAR); callers keep the sum within 32 bits */
+/* acc + ((x * y + 2^31) >> 32), modulo 2^32: SMMULR with an addend (SMMLAR) */
 static inline int32_t mb_smmlar(int32_t x, int32_t y, int32_t acc)
 {
     int32_t r;
@@ -148,7 +148,7 @@ static inline int32_t mb_smmulr(int32_t x, int32_t y)
 
 static inline int32_t mb_smmlar(int32_t x, int32_t y, int32_t acc)
 {
-    return acc + mb_smmulr(x, y);
+    return (int32_t)((uint32_t)acc + (uint32_t)mb_smmulr(x, y)); /* the high word wraps as the instruction's */
 }
 #endif
 

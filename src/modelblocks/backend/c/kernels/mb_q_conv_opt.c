@@ -1,5 +1,5 @@
-/* Optimised int8 convolutions (NCHW, groups = 1, and depthwise): the reference kernels' arithmetic
- * (mb_q_conv.c), bit for bit.
+/* Optimised int8 convolutions (NCHW, groups = 1): the reference kernels' arithmetic (mb_q_conv.c), bit
+ * for bit.
  *
  * rows: the input rows an output row reads are kept as int16 (x - in_zp) in a ring of
  * R = (kh - 1) * dh + 1 rows in `buf` (R + sh when the output width is odd: see below), channels
@@ -9,18 +9,10 @@
  * contiguous in HWC) when dw == 1, else one tap (cin values); each segment padded to a multiple of 4.
  * Then the SMLAD GEMM core computes two output channels x two positions at a time, the
  * requantization fused into its stores. Weights come packed offline in the same k order (i, j, c)
- * (ops/q_conv.py `conv_weight_matrix`, then q_linear.py `pack_weights`).
- *
- * depthwise: per input channel, its plane as int16 (x - in_zp) with zero padding in `buf`, and the taps
- * two at a time by SMLAD (a tap pair's two inputs are neighbours when dw == 1). */
+ * (ops/q_conv.py `conv_weight_matrix`, then q_linear.py `pack_gemm_stream`). The depthwise kernel is
+ * mb_q_depthwise_opt.c. */
 #include "mb_q_conv_opt.h"
 #include "mb_q_gemm.h"
-
-#if defined(__GNUC__) || defined(__clang__)
-#define MB_NOINLINE __attribute__((noinline))
-#else
-#define MB_NOINLINE
-#endif
 
 static int32_t mb_round4(int32_t v)
 {
@@ -49,53 +41,6 @@ static void mb_q_conv_load_row(const int8_t *xb, int16_t *dst, int32_t cin, int3
         int16_t *d = dst + c;
         for (int32_t p = first; p < last; ++p) {
             d[p * cin] = (int16_t)(src[p] - in_zp);
-        }
-    }
-}
-
-/* A 3x3 depthwise kernel with dilation 1 over one channel's padded int16 plane (`wp` columns): six tap
- * pairs (taps[0..5]) by SMLAD per output. Not inlined: on its own it keeps the taps in registers. */
-MB_NOINLINE static void mb_q_dw3x3_plane(const int16_t *plane, int32_t wp, const int32_t *taps, int8_t *y,
-                                         int32_t oh, int32_t ow, int32_t sh, int32_t sw, int32_t bias, int32_t mult,
-                                         int32_t shift, int32_t out_zp, int32_t act_min, int32_t act_max)
-{
-    const int32_t t00 = taps[0], t01 = taps[1], t10 = taps[2], t11 = taps[3], t20 = taps[4], t21 = taps[5];
-    for (int32_t r = 0; r < oh; ++r) {
-        const int16_t *r0 = plane + (int64_t)r * sh * wp;
-        const int16_t *r1 = r0 + wp, *r2 = r1 + wp;
-        int8_t *yr = y + (int64_t)r * ow;
-        for (int32_t c = 0; c < ow; ++c) {
-            int32_t acc = mb_smlad(t00, mb_load_s16x2(r0), bias);
-            acc = mb_smlad(t01, mb_load_s16x2(r0 + 2), acc);
-            acc = mb_smlad(t10, mb_load_s16x2(r1), acc);
-            acc = mb_smlad(t11, mb_load_s16x2(r1 + 2), acc);
-            acc = mb_smlad(t20, mb_load_s16x2(r2), acc);
-            acc = mb_smlad(t21, mb_load_s16x2(r2 + 2), acc);
-            yr[c] = mb_q_output_fast(acc, mult, shift, out_zp, act_min, act_max);
-            r0 += sw;
-            r1 += sw;
-            r2 += sw;
-        }
-    }
-}
-
-/* One channel's image as int16 (x - in_zp) into its place in the hp x wp plane; the padding around it
- * is written once per layer (zeros), as the image region is all a channel changes. */
-static void mb_q_dw_load_plane(const int8_t *xc, int16_t *dst, int32_t h, int32_t wd, int32_t hp, int32_t wp,
-                               int32_t pt, int32_t pl, int32_t in_zp)
-{
-    const int32_t negzp = mb_negzp_pair(in_zp);
-    const int32_t cols = (wd + pl < wp ? wd + pl : wp) - pl; /* image columns that the kernel reads */
-    const int32_t r1 = (h + pt < hp ? h + pt : hp);
-    for (int32_t r = pt; r < r1; ++r) {
-        const int8_t *src = xc + (int64_t)(r - pt) * wd;
-        int16_t *d = dst + (int64_t)r * wp + pl;
-        int32_t p = 0;
-        for (; p + 4 <= cols; p += 4) {
-            mb_widen4_s8(src + p, d + p, negzp);
-        }
-        for (; p < cols; ++p) {
-            d[p] = (int16_t)(src[p] - in_zp);
         }
     }
 }
@@ -212,65 +157,6 @@ void mb_q_conv_s8_rows(const int8_t *x, const int32_t *stream, int8_t *y, int32_
                 }
             }
             mb_q_gemm_s8(stream, cols, groups, ncols, cout, yb + p, plane, 1, out_zp, act_min, act_max);
-        }
-    }
-}
-
-void mb_q_depthwise_conv_s8_rows(const int8_t *x, const int8_t *w, const int32_t *bias, const int32_t *mult,
-                                 const int8_t *shift, int8_t *y, int32_t n, int32_t cin, int32_t h, int32_t wd,
-                                 int32_t cout, int32_t oh, int32_t ow, int32_t kh, int32_t kw, int32_t sh,
-                                 int32_t sw, int32_t pt, int32_t pl, int32_t dh, int32_t dw, int32_t in_zp,
-                                 int32_t out_zp, int32_t act_min, int32_t act_max, int16_t *buf)
-{
-    const int32_t mult_per_channel = cout / cin;
-    const int32_t hp = (oh - 1) * sh + (kh - 1) * dh + 1; /* padded rows and columns read */
-    const int32_t wp = (ow - 1) * sw + (kw - 1) * dw + 2; /* + a spare zero: an odd last tap is read as a pair */
-    const int32_t pk = (kw + 1) / 2;
-    int32_t taps[MB_Q_DW_MAX_PAIRS]; /* the channel's weights as int16 pairs, row by row */
-    memset(buf, 0, (size_t)hp * (size_t)wp * sizeof(int16_t)); /* the padding, for every channel */
-    for (int32_t b = 0; b < n; ++b) {
-        for (int32_t o = 0; o < cout; ++o) {
-            const int8_t *xc = x + ((int64_t)b * cin + o / mult_per_channel) * h * wd;
-            const int8_t *wo = w + (int64_t)o * kh * kw;
-            int8_t *yo = y + ((int64_t)b * cout + o) * oh * ow;
-            const int32_t bo = bias[o], mo = mult[o], so = shift[o];
-            for (int32_t i = 0; i < kh; ++i) {
-                for (int32_t p = 0; p < pk; ++p) {
-                    const int32_t j = 2 * p;
-                    const int32_t w1 = j + 1 < kw ? wo[i * kw + j + 1] : 0;
-                    taps[i * pk + p] = (int32_t)(((uint32_t)(uint16_t)(int16_t)wo[i * kw + j]) |
-                                                 ((uint32_t)(uint16_t)(int16_t)w1 << 16));
-                }
-            }
-            if (o % mult_per_channel == 0) { /* a new input channel: its padded plane as int16 */
-                mb_q_dw_load_plane(xc, buf, h, wd, hp, wp, pt, pl, in_zp);
-            }
-            if (kh == 3 && kw == 3 && dh == 1 && dw == 1) { /* the common case */
-                mb_q_dw3x3_plane(buf, wp, taps, yo, oh, ow, sh, sw, bo, mo, so, out_zp, act_min, act_max);
-                continue;
-            }
-            for (int32_t r = 0; r < oh; ++r) {
-                const int16_t *top = buf + (int64_t)r * sh * wp;
-                int8_t *yr = yo + (int64_t)r * ow;
-                for (int32_t c = 0; c < ow; ++c) {
-                    int32_t acc = bo;
-                    for (int32_t i = 0; i < kh; ++i) {
-                        const int16_t *src = top + (int64_t)i * dh * wp + c * sw;
-                        if (dw == 1) {
-                            const int32_t *t = taps + i * pk;
-                            for (int32_t p = 0; p < pk; ++p) {
-                                acc = mb_smlad(t[p], mb_load_s16x2(src + 2 * p), acc);
-                            }
-                        } else {
-                            const int8_t *wr = wo + i * kw;
-                            for (int32_t j = 0; j < kw; ++j) {
-                                acc += (int32_t)src[j * dw] * wr[j];
-                            }
-                        }
-                    }
-                    yr[c] = mb_q_output_fast(acc, mo, so, out_zp, act_min, act_max);
-                }
-            }
         }
     }
 }
