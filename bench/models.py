@@ -17,8 +17,9 @@ if any build's M7 outputs are wrong.
 
 The transformer is the bundled TinyViT (`models/tiny_vit.py`, `make demo`'s model; the test bank's
 row 12_vit_6_outputs wraps the same network with six outputs at batch 2): here batch 1, logits only.
-Its odd blocks call F.scaled_dot_product_attention, which has no int8 kernel: those stay float32 in
-the int8 build, and the notes under the table list every op that stayed float and why.
+Its odd blocks call F.scaled_dot_product_attention, which the int8 build spells out as matmul /
+softmax before calibration (passes/decompose_attention.py); the notes under the table list every op
+that stays float32 in int8, and why.
 """
 
 from __future__ import annotations

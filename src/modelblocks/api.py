@@ -134,7 +134,7 @@ class Quantization:
     """What `compile(quantize=...)` did: the float graph it started from and, for int8, the calibration."""
 
     mode: str  # "int8" or "int8-weights"
-    float_graph: Graph
+    float_graph: Graph  # int8: with attention decomposed (passes/decompose_attention.py), as calibrated
     int8_of: dict  # float tensor -> its int8 tensor (int8 mode)
     float_nodes: dict  # float graph node -> why it stayed float32
     observer: str = ""
@@ -215,6 +215,7 @@ class _Quantized:
 
 
 def _quantize(graph: Graph, mode: str, calibration, observer: str | None, keep_float: tuple) -> _Quantized:
+    from .passes import decompose_attention  # noqa: PLC0415
     from .passes import quantize as int8_pass  # noqa: PLC0415
     from .quant.calibration import calibrate, calibration_sets  # noqa: PLC0415
     from .quant.observers import DEFAULT_OBSERVER  # noqa: PLC0415
@@ -226,12 +227,17 @@ def _quantize(graph: Graph, mode: str, calibration, observer: str | None, keep_f
         qgraph = run_passes(result, ("dead_code", "schedule"))
         return _Quantized(qgraph, Quantization(mode, graph, {}, {}, keep_float=keep_float))
     observer = observer or DEFAULT_OBSERVER
+    # before calibration, so that attention's scores and probabilities get calibrated ranges
+    decomposed = decompose_attention.run(graph, keep_float)
+    graph = decomposed.graph
+    verify_graph(graph, after="decompose_attention")
     sets = calibration_sets(calibration, graph)
     params, ranges = calibrate(graph, sets, observer)
     result = int8_pass.run(graph, params, keep_float)
     verify_graph(result.graph, after="quantize")
     qgraph = run_passes(result.graph, ("dead_code", "schedule"))
-    return _Quantized(qgraph, Quantization(mode, graph, result.int8_of, result.float_nodes, observer, len(sets),
+    float_nodes = {**result.float_nodes, **decomposed.kept}  # the kept attentions' own reasons
+    return _Quantized(qgraph, Quantization(mode, graph, result.int8_of, float_nodes, observer, len(sets),
                                            ranges, keep_float))
 
 
