@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -38,8 +39,9 @@ needs_qemu = pytest.mark.skipif(not have_toolchain() and not os.environ.get("MOD
                                 reason="arm-none-eabi-gcc or qemu-system-arm missing")
 
 
-def _run_c_check(tmp_path, name: str, source: str, files: tuple[str, ...]) -> str:
-    """Build `source` with the kernel files under ASan/UBSan and run it; it prints "mismatches N"."""
+def _mismatches(tmp_path, name: str, source: str, files: tuple[str, ...]) -> int:
+    """Build `source` with the kernel files under ASan/UBSan, run it (a sanitizer report fails the run)
+    and return the N of the "mismatches N" it prints."""
     src = tmp_path / f"{name}.c"
     src.write_text(source)
     exe = tmp_path / name
@@ -47,8 +49,9 @@ def _run_c_check(tmp_path, name: str, source: str, files: tuple[str, ...]) -> st
                     "-fsanitize=address,undefined", "-fno-sanitize-recover=all", f"-I{KERNELS}", str(src),
                     *(str(KERNELS / f) for f in files), "-o", str(exe), "-lm"], check=True)
     out = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0 and "mismatches 0" in out.stdout, out.stdout + out.stderr
-    return out.stdout
+    found = re.search(r"mismatches (\d+)", out.stdout)
+    assert out.returncode == 0 and found, out.stdout + out.stderr
+    return int(found.group(1))
 
 
 # -- q_add "table" -------------------------------------------------------------------------------------
@@ -57,7 +60,7 @@ def test_table_add_equals_the_reference_kernel_on_every_pair(tmp_path):
     """2,000 random parameter sets, each on all 65536 operand pairs: zero points, multipliers (either operand
     rescaled by exactly +-1/2 or neither, negative b for sub, zero), left shifts, every output shift the
     variant takes, clamps, counts with a tail, and y written over a or b."""
-    _run_c_check(tmp_path, "add_table", r'''
+    assert _mismatches(tmp_path, "add_table", r'''
 #include <stdio.h>
 #include <string.h>
 #include <stdint.h>
@@ -101,7 +104,7 @@ int main(void) {
     printf("mismatches %ld\n", bad);
     return bad != 0;
 }
-''', ("mb_q_elementwise.c", "mb_q_elementwise_opt.c"))
+''', ("mb_q_elementwise.c", "mb_q_elementwise_opt.c")) == 0
 
 
 def _add_node(attrs: dict, shape, kernel=""):
@@ -322,7 +325,7 @@ def test_small_tensors_and_scalar_graph_inputs_still_multiply():
 def test_fpv5_quantize_equals_the_reference_kernel(tmp_path):
     """Every rounding tie of the int8 range (k + 0.5 and its float neighbours), the clamp edges, huge values,
     infinities, NaNs, signed zeros, subnormals and 4 million random floats, for many scales and zero points."""
-    _run_c_check(tmp_path, "quantize_fpv5", r'''
+    assert _mismatches(tmp_path, "quantize_fpv5", r'''
 #include <math.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -369,7 +372,7 @@ int main(void) {
     printf("mismatches %ld\n", bad);
     return bad != 0;
 }
-''', ("mb_quantize.c", "mb_quantize_opt.c"))
+''', ("mb_quantize.c", "mb_quantize_opt.c")) == 0
 
 
 def test_quantize_runs_fpv5_and_keeps_the_interpreters_bits():

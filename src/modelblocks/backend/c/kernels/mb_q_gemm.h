@@ -12,32 +12,9 @@
  * (ops/q_linear.py `fast_requant_ok`); other layers run the reference kernels. */
 #define MB_Q_FAST_ACC_LIMIT (1 << 30)
 
-/* mb_requantize and mb_q_output (mb_quant.h) in fewer instructions and no branch, with the same result for |acc| < 2^30
- * and shift <= 0 (tested on every edge and at random against it): the doubling high multiply
- * (acc * mult + 2^30) >> 31 is one SMMULR of 2 * acc; TFLite's rounding division by 2^e (half away
- * from zero) is floor((v + 2^(e-1) - (v < 0)) / 2^e) for e > 0; SSAT bounds to [-256, 255]. The
- * per-channel terms (e, half, the sign mask) are hoisted out of the kernels' loops by the compiler. */
-static inline int32_t mb_q_requantize_fast(int32_t acc, int32_t mult, int32_t shift)
-{
-    const int32_t e = -shift;
-    const int32_t half = (int32_t)((1u << e) >> 1);
-    const int32_t neg = -(int32_t)(e > 0); /* all ones when a rounding shift follows */
-    const int32_t v = mb_smmulr(acc * 2, mult);
-    return (v + half + ((v >> 31) & neg)) >> e;
-}
-
-static inline int8_t mb_q_output_fast(int32_t acc, int32_t mult, int32_t shift, int32_t out_zp, int32_t lo,
-                                      int32_t hi)
-{
-    int32_t v = mb_ssat9(mb_q_requantize_fast(acc, mult, shift)) + out_zp;
-    v = v < lo ? lo : v;
-    return (int8_t)(v > hi ? hi : v);
-}
-
-/* One output channel's rescale in the form the GEMM epilogues use: its multiplier, e = -shift, the
- * rounding addend 2^(e-1) (0 when e = 0) and the sign mask that turns the rounding of negatives on
- * (e > 0): derived per channel where a kernel needs them, which costs a few instructions and no
- * memory (a table of them would add flash or RAM per channel). */
+/* One output channel's rescale: its multiplier, e = -shift, the rounding addend 2^(e-1) (0 when e = 0)
+ * and the sign mask that turns the rounding of negatives on (e > 0). The GEMM stream stores mult and e;
+ * half and neg take four instructions per channel to derive, less than the flash to store them. */
 typedef struct {
     int32_t mult, half, neg, e;
 } mb_q_rescale;
@@ -49,11 +26,29 @@ static inline mb_q_rescale mb_q_rescale_of(int32_t mult, int32_t shift)
     return r;
 }
 
-/* mb_q_requantize_fast with the channel's terms precomputed */
+/* mb_requantize (mb_quant.h) in fewer instructions and no branch, with the same result for |acc| < 2^30
+ * and shift <= 0 (tested on every edge and at random against it): the doubling high multiply
+ * (acc * mult + 2^30) >> 31 is one SMMULR of 2 * acc; TFLite's rounding division by 2^e (half away
+ * from zero) is floor((v + 2^(e-1) - (v < 0)) / 2^e) for e > 0. */
 static inline int32_t mb_q_rescale_apply(int32_t acc, mb_q_rescale r)
 {
     const int32_t v = mb_smmulr(acc * 2, r.mult);
     return (v + r.half + ((v >> 31) & r.neg)) >> r.e;
+}
+
+/* The same from mult and shift (the compiler hoists the per-channel terms out of the kernels' loops) */
+static inline int32_t mb_q_requantize_fast(int32_t acc, int32_t mult, int32_t shift)
+{
+    return mb_q_rescale_apply(acc, mb_q_rescale_of(mult, shift));
+}
+
+/* mb_q_output (mb_quant.h) on the fast path; SSAT bounds the rescaled value to [-256, 255] first. */
+static inline int8_t mb_q_output_fast(int32_t acc, int32_t mult, int32_t shift, int32_t out_zp, int32_t lo,
+                                      int32_t hi)
+{
+    int32_t v = mb_ssat9(mb_q_requantize_fast(acc, mult, shift)) + out_zp;
+    v = v < lo ? lo : v;
+    return (int8_t)(v > hi ? hi : v);
 }
 
 /* The int8 output of a rescaled value: + zp, saturated to int8, then clamped to [lo, hi] only when
