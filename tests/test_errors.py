@@ -123,7 +123,7 @@ def test_dynamic_shapes_pt2_file_on_the_command_line(tmp_path, capsys):
     ep = torch.export.export(model, (torch.randn(2, 4),), dynamic_shapes=({0: torch.export.Dim("batch")},))
     torch.export.save(ep, tmp_path / "dyn.pt2")
     code, _, err = cli_run(["compile", tmp_path / "dyn.pt2", "-o", tmp_path / "out"], capsys)
-    assert code == 2
+    assert code == 4  # unsupported model
     assert "dynamic shapes" in err and "input 0" in err and "export again without dynamic_shapes" in err
     assert not (tmp_path / "out").exists()
 
@@ -271,7 +271,7 @@ def test_file_and_option_errors(model_dir, capsys, spec, extra, needles):
 
 def test_unsupported_op_on_the_command_line_names_the_file_line(model_dir, capsys):
     code, _, err = cli_run(_compile_argv(model_dir, "model.py:Cumulative", shape="2,4"), capsys)
-    assert code == 2
+    assert code == 4  # unsupported model
     assert "aten.cumsum" in err and MODEL_LINE("torch.cumsum") in err and "Supported aten ops" in err
     assert not (model_dir / "out").exists()
 
@@ -308,7 +308,7 @@ def test_failed_compile_leaves_no_output_folder(model_dir, capsys):
     out = model_dir / "fresh" / "out"
     code, _, _ = cli_run(["compile", f"{model_dir}/model.py:Cumulative", "--input-shape", "2,4", "-o", out],
                          capsys)
-    assert code == 2
+    assert code == 4  # unsupported model
     assert not out.exists()
     assert not out.parent.exists() or not any(out.parent.iterdir())
 
@@ -320,7 +320,7 @@ def test_failed_compile_keeps_previous_output_untouched(model_dir, capsys):
     before = _snapshot(out)
     assert "model.c" in before
     code, _, _ = cli_run(_compile_argv(model_dir, "model.py:Cumulative", shape="2,4"), capsys)
-    assert code == 2
+    assert code == 4  # unsupported model
     code, _, _ = cli_run(_compile_argv(model_dir, "model.py:MLP", "--weights", model_dir / "other.pth"), capsys)
     assert code == 2
     assert _snapshot(out) == before

@@ -147,8 +147,10 @@ def compile(model, example_inputs: Sequence | None = None, *, name: str = "model
             passes: Sequence[str] = PIPELINE, arena_section: str = "", arena_alignment: int = 16,
             quantize: str | None = None, calibration=None, observer: str | None = None,
             keep_float: Sequence[str] = (), sparse: str = "auto", kernels: str = "optimized") -> CompiledModel:
-    """Capture `model` (an nn.Module in eval mode, or a torch.export ExportedProgram), optimise its
-    IR and generate C. `example_inputs` is a tensor or tuple of tensors with the deployment shapes.
+    """Capture `model` (an nn.Module in eval mode, a torch.export ExportedProgram, or an ONNX model: a
+    path ending in .onnx or an onnx.ModelProto), optimise its IR and generate C. `example_inputs` is a
+    tensor or tuple of tensors with the deployment shapes (optional for ONNX models whose input shapes
+    are static).
 
     `quantize="int8"` quantizes weights and activations (TFLite's int8 scheme), calibrating activation
     ranges on `calibration` (see quant/calibration.py for the forms it takes) with `observer`
@@ -161,9 +163,13 @@ def compile(model, example_inputs: Sequence | None = None, *, name: str = "model
     "reference" on the plain portable kernels (the oracle; no scratch buffers)."""
     import torch  # noqa: PLC0415
 
+    from .frontend.onnx_import import from_onnx, is_onnx_model  # noqa: PLC0415
     from .frontend.torch_export import export_model, from_exported_program  # noqa: PLC0415
 
-    if isinstance(model, torch.export.ExportedProgram):
+    onnx_model = is_onnx_model(model)  # a path ending in .onnx or an onnx.ModelProto
+    if onnx_model:
+        ep, torch_model = None, None
+    elif isinstance(model, torch.export.ExportedProgram):
         ep = model
         torch_model = model.module()
     else:
@@ -189,7 +195,7 @@ def compile(model, example_inputs: Sequence | None = None, *, name: str = "model
         raise InputError("calibration, observer and keep_float only apply with quantize='int8' or 'int8-weights'")
     if quantize == "int8-weights" and (calibration is not None or observer):
         raise InputError("quantize='int8-weights' keeps activations in float32: it takes no calibration or observer")
-    graph = from_exported_program(ep, name=name)
+    graph = from_onnx(model, example_inputs, name=name) if onnx_model else from_exported_program(ep, name=name)
     graph = run_passes(graph, passes)
     quantization = _quantize(graph, quantize, calibration, observer, tuple(keep_float)) if quantize else None
     graph = quantization.graph if quantization else graph

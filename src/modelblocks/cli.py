@@ -1,7 +1,7 @@
 """The `modelblocks` command line.
 
     modelblocks compile model.py:Net --weights net.pth --input-shape 1,3,32,32 -o out/
-    modelblocks compile exported.pt2 -o out/
+    modelblocks compile exported.pt2 -o out/ --json
     modelblocks verify model.py:Net --weights net.pth --input-shape 1,3,32,32 --runs 5
     modelblocks analyze model.py:Net --weights net.pth --input-shape 1,3,32,32 --target stm32h723zg --plot arena.png
     modelblocks analyze out/ --target mcu=512K,128K --json
@@ -12,28 +12,49 @@
     modelblocks compile model.py:Net --weights net.pth --input-shape 1,3,32,32 -o out/ --target stm32h723zg
     modelblocks demo --out build/demo
 
-Exit codes: 0 ok (analyze: the model fits), 1 verification failed (simulate: an output differs; analyze: does not
-fit; study: no point fits the target within the accuracy drop, or a point's C differs from its reference),
-2 user error (bad file, shape, option, unsupported model: one clear message, no traceback; also when
-the Arm toolchain or QEMU is missing), 3 internal error (a ModelBlocks bug: traceback, please
-report it), 130 interrupted.
+Every command that prints a report takes --json: the report as one JSON document on stdout and
+nothing else there (tables, notes and progress go to stderr). Colours are off when the output is
+not a terminal or NO_COLOR is set; spinners and progress bars go to stderr, only on a terminal.
+The exit codes are `EXIT_CODES` below (docs/cli.md has the same table).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
+import textwrap
+from contextlib import contextmanager
 import traceback
 import warnings
 from pathlib import Path
 from typing import Sequence
 
 from . import __version__
-from .errors import CompileError, InputError, ModelBlocksError
+from .errors import CompileError, ExportError, InputError, ModelBlocksError, ToolchainError, UnsupportedOpError
 
-EXIT_OK, EXIT_VERIFY_FAILED, EXIT_USER_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
-EXIT_DOES_NOT_FIT = 1  # analyze
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1  # verify/compile/simulate: an output differs; analyze: does not fit; study: no point qualifies
+EXIT_USER_ERROR = 2  # bad file, shape or option; argparse usage errors
+EXIT_INTERNAL = 3  # a ModelBlocks bug (also: the C compiler rejected generated code)
+EXIT_UNSUPPORTED = 4  # the model uses an op or construct ModelBlocks cannot compile, or torch.export cannot capture it
+EXIT_TOOLCHAIN = 5  # a tool this command needs (arm-none-eabi-gcc, newlib, qemu-system-arm) is missing
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES = (
+    (EXIT_OK, "ok (analyze: the model fits; study: a point qualifies)"),
+    (EXIT_CHECK_FAILED, "a check failed: the C differs from PyTorch or the reference (compile, verify, simulate, "
+                        "study), the model does not fit the board (analyze), no study point fits within the "
+                        "accuracy drop (study)"),
+    (EXIT_USER_ERROR, "bad input or usage: a file, shape, option or weights problem (one message, no traceback)"),
+    (EXIT_INTERNAL, "internal error: a ModelBlocks bug (traceback printed; please report it)"),
+    (EXIT_UNSUPPORTED, "unsupported model: an op or construct ModelBlocks has no kernel for, or torch.export "
+                       "cannot capture the model (dynamic shapes, data-dependent control flow)"),
+    (EXIT_TOOLCHAIN, "toolchain missing: arm-none-eabi-gcc, its newlib or qemu-system-arm (the message says how "
+                     "to install them)"),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
+)
 ISSUES = "the ModelBlocks issue tracker"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -81,15 +102,94 @@ def _verify_options(p: argparse.ArgumentParser, runs: int) -> None:
     p.add_argument("--tol", type=float, default=1e-5, help="relative L2 tolerance (default 1e-5)")
 
 
+EXAMPLES = {
+    None: [
+        ("modelblocks compile net.py:Net -w net.pth -s 1,3,32,32 -o out/",
+         "compile a model to C in out/ and verify it against PyTorch"),
+        ("modelblocks analyze out/ --target stm32h723zg", "will it fit? per-layer memory and the verdict"),
+        ("modelblocks simulate out/ --target all", "run it in QEMU on four Cortex-M cores: instructions, flash, RAM"),
+        ("modelblocks compile --help", "options and examples of one command"),
+    ],
+    "compile": [
+        ("modelblocks compile net.py:Net -w net.pth -s 1,3,32,32 -o out/",
+         "write out/model.c, model.h, model_weights.c, report.json and the IR; checks the C on 3 inputs"),
+        ("modelblocks compile net.py:Net -w net.pth -s 1,3,32,32 -o out/ -q int8 --calibration calib.npz",
+         "int8 weights and activations, calibrated on calib.npz; also writes out/quantization.json"),
+        ("modelblocks compile exported.pt2 -o out/ --prefix kws --target stm32h723zg",
+         "a torch.export file; kws_run() in kws.h, plus a NUCLEO-H723ZG firmware project built in out/stm32h723zg/"),
+        ("modelblocks compile net.py:Net -s 1,8 -o out/ --json > compile.json",
+         "the report, the verification and the written files as JSON"),
+    ],
+    "verify": [
+        ("modelblocks verify net.py:Net -w net.pth -s 1,3,32,32", "PyTorch vs NumPy reference vs host C on 5 random inputs"),
+        ("modelblocks verify net.py:Net -w net.pth -s 1,3,32,32 --runs 20 --seed 1 --tol 1e-6",
+         "more inputs, another seed, a tighter tolerance"),
+        ("modelblocks verify net.py:Net -s 1,8 -q int8 --calibration calib.npz --json",
+         "int8: the C must equal the int8 reference bit for bit; the errors as JSON"),
+    ],
+    "analyze": [
+        ("modelblocks analyze net.py:Net -w net.pth -s 1,3,32,32", "memory table and fit verdict for the STM32H723ZG"),
+        ("modelblocks analyze out/ --target mcu=512K,128K --json", "a compiled folder against a custom board, as JSON"),
+        ("modelblocks analyze net.py:Net -s 1,3,32,32 --target nrf52840 --plot arena.png",
+         "another board, and a plot of arena use per step"),
+    ],
+    "simulate": [
+        ("modelblocks simulate net.py:Net -w net.pth -s 1,3,32,32", "QEMU Cortex-M7: outputs checked, instructions per layer"),
+        ("modelblocks simulate out/ --target all", "a compiled folder on cortex-m4/m7/m33/m55, compared in one table"),
+        ("modelblocks simulate out/ --cpi 1.3 --clock-mhz 480 --keep build/sim --json",
+         "other estimate assumptions, keep the ELF and QEMU files, results as JSON"),
+    ],
+    "study": [
+        ("modelblocks study net.py:Net -w net.pth -s 1,1,8,8 --data eval.npz --train train.npz --ranks 0.95,0.9 "
+         "--sparsity 0.5,0.8 -o study/", "every combination at float32, int8-weights and int8: study.csv, study.json, plots"),
+        ("modelblocks study net.py:Net -w net.pth -s 1,1,8,8 --data eval.npz --channels 0.25,0.5 --combine axes "
+         "--target stm32h723zg --max-accuracy-drop 1.0 -o study/", "the smallest point that fits and loses at most 1 point"),
+        ("modelblocks study net.py:Net -s 1,1,8,8 --data eval.npz --sparsity 0.5 --precision int8 -o study/ --json",
+         "the points and the best point as JSON"),
+    ],
+    "demo": [
+        ("modelblocks demo", "compile the bundled TinyViT to build/demo/, verify the C against PyTorch, print the report"),
+        ("modelblocks demo --out /tmp/demo", "the same in another folder"),
+    ],
+}
+
+
+def _epilog(command: str | None) -> str:
+    lines = ["examples:"]
+    for cmd, what in EXAMPLES[command]:
+        lines += [f"  {cmd}", f"      {what}"]
+    if command is None:
+        lines += ["", "exit codes:"] + [textwrap.fill(text, 100, initial_indent=f"  {code:<4} ", subsequent_indent=" " * 7)
+                                         for code, text in EXIT_CODES]
+        lines += ["", "--json (compile, verify, analyze, simulate, study): one JSON document on stdout, messages on "
+                      "stderr.", "Colours are off when stdout is not a terminal or NO_COLOR is set. Full guide: docs/cli.md"]
+    else:
+        lines += ["", "exit codes: 0 ok, 1 a check failed, 2 bad input, 3 internal error, 4 unsupported model, "
+                      "5 toolchain missing (modelblocks --help)"]
+    return "\n".join(lines)
+
+
+def _sub(sub, name: str, **kw) -> argparse.ArgumentParser:
+    if "description" in kw:  # the raw formatter keeps line breaks: wrap the prose here
+        kw["description"] = textwrap.fill(kw["description"], 100)
+    return sub.add_parser(name, epilog=_epilog(name), formatter_class=argparse.RawDescriptionHelpFormatter, **kw)
+
+
+def _json_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--json", action="store_true",
+                   help=f"print {what} as one JSON document on stdout (messages and tables go to stderr)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="modelblocks",
         description="Compile trained PyTorch models into dependency-free C99 for microcontrollers, "
-                    "verified against PyTorch.")
+                    "verified against PyTorch.",
+        epilog=_epilog(None), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"modelblocks {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("compile", help="compile a model to C and write it to a folder",
+    p = _sub(sub, "compile", help="compile a model to C and write it to a folder",
                        description="Compile a model to C99, verify it against PyTorch and write the sources, "
                                    "the IR and a report to the output folder.")
     _model_options(p)
@@ -107,19 +207,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-verify", action="store_true", help="skip checking the C against PyTorch")
     p.add_argument("--force", action="store_true",
                    help="replace an existing output folder even if it does not hold a previous ModelBlocks output")
+    _json_option(p, "the report, the verification, the written files and the target build")
     _quantize_options(p)
     _verify_options(p, runs=3)
     p.set_defaults(func=cmd_compile)
 
-    p = sub.add_parser("verify", help="compile a model and check the C and the reference against PyTorch",
+    p = _sub(sub, "verify", help="compile a model and check the C and the reference against PyTorch",
                        description="Compile a model, run PyTorch, the NumPy reference and the host C on seeded "
                                    "random inputs, and report the errors. Exits 1 if any relative L2 >= --tol.")
     _model_options(p)
     _quantize_options(p)
     _verify_options(p, runs=5)
+    _json_option(p, "the errors per output and the verdict")
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("analyze", help="per-layer memory table, totals and whether the model fits a board",
+    p = _sub(sub, "analyze", help="per-layer memory table, totals and whether the model fits a board",
                        description="Compile a model (or load a compiled output folder) and print the per-layer "
                                    "memory table, flash and RAM totals and the fit verdict against a board's "
                                    "memory map. Exits 0 if the model fits, 1 if it does not.")
@@ -129,13 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "or NAME=FLASH,RAM, e.g. mcu=512K,128K")
     p.add_argument("--target-file", metavar="FILE", help="a board description in JSON or TOML (overrides --target)")
     p.add_argument("--plot", metavar="PNG", help="write a plot of arena usage per execution step")
-    p.add_argument("--json", action="store_true", help="print the report, board and verdict as JSON")
+    _json_option(p, "the report, board and verdict")
     p.add_argument("--no-estimate", action="store_true",
                    help="skip the host-compiler code size and stack estimates (flash = weights, RAM = arena)")
     _quantize_options(p)
     p.set_defaults(func=cmd_analyze)
 
-    p = sub.add_parser("simulate", help="run the model in QEMU on Cortex-M cores: outputs, instructions, flash, RAM",
+    p = _sub(sub, "simulate", help="run the model in QEMU on Cortex-M cores: outputs, instructions, flash, RAM",
                        description="Cross-compile the model with arm-none-eabi-gcc, run it in qemu-system-arm on "
                                    "seeded random inputs, check the outputs against PyTorch (float: relative L2 "
                                    "< --tol; integers: bit-exact with the reference), and report exact executed "
@@ -155,20 +257,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nj-per-cycle", type=float, default=0.46,
                    help="energy per cycle for the energy estimate (default 0.46 nJ, board level)")
     p.add_argument("--keep", metavar="DIR", help="keep the builds (C, ELF, map, QEMU files) in DIR/<core>/")
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    _json_option(p, "the results per core")
     _quantize_options(p)
     p.set_defaults(func=cmd_simulate)
 
-    p = sub.add_parser("study", help="sweep compression settings: accuracy vs flash, RAM and MACs, with plots",
+    p = _sub(sub, "study", help="sweep compression settings: accuracy vs flash, RAM and MACs, with plots",
                        description="Compress the model in many ways (layer removal, channel and head pruning, low-rank "
                                    "factorization, weight sparsity, each at float32 / int8-weights / int8), compile "
                                    "each point to C, measure accuracy (or agreement with the original) on --data by "
                                    "running the C, and write study.csv, study.json and plots of accuracy vs flash "
                                    "and vs MACs with the Pareto front. Prints the best point that fits --target. "
-                                   "Exits 1 if no point qualifies or a point's C differs from its reference.",
-                       epilog="example: modelblocks study net.py:Net -w net.pth -s 1,1,8,8 --data eval.npz "
-                              "--train train.npz --ranks 0.95,0.9 --sparsity 0.5,0.8 --precision float32,int8 "
-                              "--target stm32h723zg --max-accuracy-drop 1.0 -o study/")
+                                   "Exits 1 if no point qualifies or a point's C differs from its reference.")
     _model_options(p)
     p.add_argument("--data", required=True, metavar="NPZ",
                    help="evaluation samples: .npz with 'x' [N, ...] and optional integer labels 'y' [N] (or .npy)")
@@ -202,10 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "a host-compiler estimate, or none")
     p.add_argument("--seed", type=int, default=0, help="seed of the fine-tuning (default 0)")
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for study.csv, study.json and the plots")
-    p.add_argument("--json", action="store_true", help="print the points and the best point as JSON")
+    _json_option(p, "the points, the best point and failed checks")
     p.set_defaults(func=cmd_study)
 
-    p = sub.add_parser("demo", help="run the bundled end-to-end demo")
+    p = _sub(sub, "demo", help="run the bundled end-to-end demo")
     p.add_argument("--out", "-o", default="build/demo", metavar="DIR", help="output folder (default build/demo)")
     p.set_defaults(func=cmd_demo)
     return parser
@@ -213,18 +312,50 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- commands ---------------------------------------------------------------------------------------
 
-def _console():
+def _colour(stream) -> bool:
+    """Colours and cursor control only on a terminal, and never when NO_COLOR is set (no-color.org)."""
+    return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def _console(args=None):
+    """Where the human-readable output goes: stdout, or stderr when --json owns stdout."""
     from rich.console import Console  # noqa: PLC0415
 
-    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120, highlight=False,
-                   soft_wrap=False)
+    stream = sys.stderr if getattr(args, "json", False) else sys.stdout
+    colour = _colour(stream)
+    return Console(file=stream, width=None if stream.isatty() else 120, highlight=False, soft_wrap=False,
+                   force_terminal=colour, no_color=not colour, color_system="auto" if colour else None)
+
+
+def _show_progress() -> bool:
+    return _colour(sys.stderr)
+
+
+@contextmanager
+def _working(text: str):
+    """A spinner with `text` on stderr while a slow step runs (only on a terminal; gone afterwards)."""
+    if not _show_progress():
+        yield
+        return
+    from rich.console import Console  # noqa: PLC0415
+
+    with Console(file=sys.stderr, highlight=False).status(text):
+        yield
+
+
+def _emit_json(data) -> None:
+    """The --json document: the only thing on stdout."""
+    import json  # noqa: PLC0415
+
+    print(json.dumps(data, indent=1, default=str))
 
 
 def _load(args):
     from .frontend.loader import load_model  # noqa: PLC0415 (imports torch)
 
-    return load_model(args.model, weights=args.weights, input_shapes=args.input_shape,
-                      input_dtypes=args.input_dtype, init_args=args.init_args, trust_pickle=args.trust_pickle)
+    with _working(f"loading {args.model}"):
+        return load_model(args.model, weights=args.weights, input_shapes=args.input_shape,
+                          input_dtypes=args.input_dtype, init_args=args.init_args, trust_pickle=args.trust_pickle)
 
 
 def _check_verify_options(args) -> None:
@@ -244,10 +375,12 @@ def _check_out_dir(out: Path, force: bool) -> None:
                              "compile replaces the whole folder, so pick a new one or pass --force")
 
 
-def _verify(compiled, loaded, args, console) -> bool:
+def _verify(compiled, loaded, args, console) -> tuple[bool, dict]:
+    """Run `api.verify`, print the table; returns the verdict and its JSON form."""
     from .api import verify  # noqa: PLC0415
 
-    results = verify(compiled, loaded.example_inputs, runs=args.runs, seed=args.seed, print_table=False)
+    with _working(f"verifying: PyTorch, NumPy reference and host C on {args.runs} inputs"):
+        results = verify(compiled, loaded.example_inputs, runs=args.runs, seed=args.seed, print_table=False)
     from rich.table import Table  # noqa: PLC0415
 
     mode = compiled.quantize_mode
@@ -256,9 +389,13 @@ def _verify(compiled, loaded, args, console) -> bool:
     for col in ("output", "C max|err|", "C rel L2", "ref max|err|", "ref rel L2", "C vs ref", ""):
         table.add_column(col, justify="left" if col == "output" else "right")
     ok = True
+    rows = []
     for r in results:
         good = r.passes(args.tol, mode)
         ok &= good
+        rows.append({"output": r.name, "max_abs_c": r.max_abs_c, "rel_l2_c": r.rel_l2_c, "max_abs_ref": r.max_abs_ref,
+                     "rel_l2_ref": r.rel_l2_ref, "rel_l2_c_ref": r.rel_l2_c_ref, "exact_c_ref": r.exact_c_ref,
+                     "check": r.check, "ok": good})
         table.add_row(r.name, f"{r.max_abs_c:.3e}", f"{r.rel_l2_c:.3e}", f"{r.max_abs_ref:.3e}",
                       f"{r.rel_l2_ref:.3e}", "bit-exact" if r.exact_c_ref else f"{r.rel_l2_c_ref:.3e}",
                       "ok" if good else "FAIL")
@@ -274,7 +411,7 @@ def _verify(compiled, loaded, args, console) -> bool:
     else:
         console.print(f"verification FAILED: rel L2 >= {args.tol:g} (the C does not compute what PyTorch computes; "
                       f"please report this with the model on {ISSUES})")
-    return ok
+    return ok, {"ok": ok, "runs": args.runs, "seed": args.seed, "tol": args.tol, "quantize": mode, "outputs": rows}
 
 
 def _print_report(report: dict, console) -> None:
@@ -319,8 +456,10 @@ def _compile(loaded, args, name="model", prefix=None, arena_section=""):
                  "calibration": args.calibration if args.quantize == "int8" else None}
     elif getattr(args, "calibration", None) or getattr(args, "keep_float", None) or getattr(args, "observer", None):
         raise InputError("--calibration, --observer and --keep-float need --quantize")
-    return mb_compile(loaded.model, loaded.example_inputs, name=name, prefix=prefix, arena_section=arena_section,
-                      sparse=getattr(args, "sparse", "auto"), kernels=getattr(args, "kernels", "optimized"), **quant)
+    step = "compiling (export, passes, int8 calibration, C)" if quant.get("quantize") == "int8" else "compiling to C"
+    with _working(step):
+        return mb_compile(loaded.model, loaded.example_inputs, name=name, prefix=prefix, arena_section=arena_section,
+                          sparse=getattr(args, "sparse", "auto"), kernels=getattr(args, "kernels", "optimized"), **quant)
 
 
 COMPILE_TARGETS = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55", "stm32h723zg")
@@ -332,32 +471,36 @@ def cmd_compile(args) -> int:
         raise InputError(f"--target {args.target!r}: choose one of {', '.join(COMPILE_TARGETS)}")
     out = Path(args.out)
     _check_out_dir(out, args.force)
-    console = _console()
+    console = _console(args)
     loaded = _load(args)
     for note in loaded.notes:
         console.print(f"note: {note}")
     compiled = _compile(loaded, args, name=args.name, prefix=args.prefix, arena_section=args.arena_section)
-    ok = True
+    ok, verification = True, None
     if not args.no_verify:
-        ok = _verify(compiled, loaded, args, console)  # before saving: a crash here writes nothing
+        ok, verification = _verify(compiled, loaded, args, console)  # before saving: a crash here writes nothing
     try:
         compiled.save(out)  # atomic: on failure, a previous output folder stays as it was
     except OSError as exc:
         raise InputError(f"cannot write the output folder {out}: {exc}") from None
     _print_report(compiled.report, console)
+    quantization = None
     if compiled.quantization is not None:
-        _print_quantization(compiled, args, out, console)
-    if args.target:
-        _build_target(compiled, args, out, console)
+        quantization = _print_quantization(compiled, args, out, console)
+    target = _build_target(compiled, args, out, console) if args.target else None
     console.print(f"wrote {out}/:")
     for f in _files(out):
         console.print(f"  {f}")
-    return EXIT_OK if ok else EXIT_VERIFY_FAILED
+    if args.json:
+        _emit_json({"ok": ok, "out": str(out), "files": _files(out), "notes": list(loaded.notes),
+                    "report": compiled.report, "verification": verification, "quantization": quantization,
+                    "target": target})
+    return EXIT_OK if ok else EXIT_CHECK_FAILED
 
 
-def _print_quantization(compiled, args, out: Path, console) -> None:
+def _print_quantization(compiled, args, out: Path, console) -> dict:
     """The quantization report on the calibration data (int8) or on the verification inputs
-    (int8-weights), also saved as OUT/quantization.json."""
+    (int8-weights), also saved as OUT/quantization.json; returns its JSON form."""
     import json  # noqa: PLC0415
 
     from .reports.quantization import format_quantization  # noqa: PLC0415
@@ -368,9 +511,12 @@ def _print_quantization(compiled, args, out: Path, console) -> None:
         from .api import _seeded_inputs  # noqa: PLC0415
 
         data = lambda: [[x.numpy() for x in s] for s in _seeded_inputs(compiled, _example(compiled), args.runs, args.seed)]  # noqa: E731
-    report = compiled.quantization_report(data)
+    with _working("quantization report: int8 reference vs float on the data"):
+        report = compiled.quantization_report(data)
     console.print(format_quantization(report), markup=False, highlight=False)
-    (out / "quantization.json").write_text(json.dumps(report.to_json(), indent=1) + "\n")
+    doc = report.to_json()
+    (out / "quantization.json").write_text(json.dumps(doc, indent=1) + "\n")
+    return doc
 
 
 def _example(compiled):
@@ -380,44 +526,52 @@ def _example(compiled):
                  for n in compiled.graph.inputs)
 
 
-def _build_target(compiled, args, out: Path, console) -> None:
+def _sizes(s) -> dict:
+    return {k: getattr(s, k) for k in ("flash", "ram_static", "model_code", "weights", "library_code", "arena")}
+
+
+def _build_target(compiled, args, out: Path, console) -> dict:
     from .targets.boards import ALIASES  # noqa: PLC0415
     from .targets.cpus import CPUS  # noqa: PLC0415
 
     target = args.target.lower()
     if target in CPUS:
-        build = compiled.build_for(target, workdir=out / target)
+        with _working(f"cross-compiling for {target} (arm-none-eabi-gcc)"):
+            build = compiled.build_for(target, workdir=out / target)
         s = build.sizes
         console.print(f"{target}: built {build.elf} for QEMU {build.cpu.machine}: flash {s.flash:,} B (model code {s.model_code:,} B, weights "
                       f"{s.weights:,} B, C library {s.library_code:,} B), static RAM {s.ram_static:,} B "
                       f"(arena {s.arena:,} B)", markup=False)
-        return
+        return {"target": target, "machine": build.cpu.machine, "elf": str(build.elf), "sizes": _sizes(s)}
     if ALIASES.get(target, target) == "stm32h723zg":
         from .targets.firmware import build_firmware, write_firmware_project  # noqa: PLC0415
 
         project = write_firmware_project(compiled, out / "stm32h723zg", arena_region=args.arena_region)
-        fw = build_firmware(project)
+        with _working("building the stm32h723zg firmware (arm-none-eabi-gcc)"):
+            fw = build_firmware(project)
         s = fw.sizes
         console.print(f"stm32h723zg: firmware project in {project}, built {fw.elf.name}, {fw.bin.name}, {fw.hex.name}: "
                       f"flash {s.flash:,} B of 1,024 KB, static RAM {s.ram_static:,} B (arena {s.arena:,} B in "
                       f"{args.arena_region.upper()}); flash it with `make -C {project} flash`", markup=False)
-        return
+        return {"target": "stm32h723zg", "project": str(project), "elf": str(fw.elf), "bin": str(fw.bin),
+                "hex": str(fw.hex), "arena_region": args.arena_region, "sizes": _sizes(s)}
     raise InputError(f"--target {args.target!r}: choose one of {', '.join(COMPILE_TARGETS)}")
 
 
 def cmd_verify(args) -> int:
     _check_verify_options(args)
-    console = _console()
+    console = _console(args)
     loaded = _load(args)
     for note in loaded.notes:
         console.print(f"note: {note}")
     compiled = _compile(loaded, args)
-    return EXIT_OK if _verify(compiled, loaded, args, console) else EXIT_VERIFY_FAILED
+    ok, verification = _verify(compiled, loaded, args, console)
+    if args.json:
+        _emit_json({**verification, "notes": list(loaded.notes), "model": compiled.report["name"]})
+    return EXIT_OK if ok else EXIT_CHECK_FAILED
 
 
 def cmd_analyze(args) -> int:
-    import json  # noqa: PLC0415
-
     from .reports.analyze import analyze_fit, format_totals, format_verdict, memory_report  # noqa: PLC0415
     from .targets.boards import get_board, load_board_file  # noqa: PLC0415
 
@@ -434,20 +588,21 @@ def cmd_analyze(args) -> int:
         loaded = _load(args)
         notes = loaded.notes
         compiled = _compile(loaded, args)
-    report = memory_report(compiled, estimate=not args.no_estimate)
+    with _working("measuring: memory plan and code size estimate"):
+        report = memory_report(compiled, estimate=not args.no_estimate)
     verdict = analyze_fit(report, board)
     if args.plot:
         from .reports.plot import plot_arena  # noqa: PLC0415
 
         region = next(((r.name, r.size) for r in board.regions if r.name == verdict.arena_region), None)
         plot_arena(report, args.plot, region)
-    if args.json:
-        print(json.dumps({"report": report, "board": board.to_dict(), "verdict": verdict.to_dict(),
-                          "plot": args.plot}, indent=1))
-        return EXIT_OK if verdict.fits else EXIT_DOES_NOT_FIT
-    console = _console()
+    console = _console(args)
     for note in notes:
         console.print(f"note: {note}")
+    if args.json:
+        _emit_json({"report": report, "board": board.to_dict(), "verdict": verdict.to_dict(), "plot": args.plot,
+                    "notes": list(notes)})
+        return EXIT_OK if verdict.fits else EXIT_CHECK_FAILED
     _print_memory_table(report, console)
     console.print(format_totals(report), markup=False, soft_wrap=True)
     console.print(f"target {board.name}: flash {board.flash // 1024:,} KB, RAM "
@@ -455,7 +610,7 @@ def cmd_analyze(args) -> int:
     console.print(format_verdict(verdict), markup=False, soft_wrap=True)
     if args.plot:
         console.print(f"wrote {args.plot}")
-    return EXIT_OK if verdict.fits else EXIT_DOES_NOT_FIT
+    return EXIT_OK if verdict.fits else EXIT_CHECK_FAILED
 
 
 def _print_memory_table(report: dict, console) -> None:
@@ -479,8 +634,6 @@ def _print_memory_table(report: dict, console) -> None:
 
 
 def cmd_simulate(args) -> int:
-    import json  # noqa: PLC0415
-
     from .api import simulate  # noqa: PLC0415
     from .reports.simulation import expand_targets, format_simulation  # noqa: PLC0415
     from .targets.boards import get_board  # noqa: PLC0415
@@ -504,18 +657,19 @@ def cmd_simulate(args) -> int:
         keep = Path(args.keep)
         if keep.exists() and not keep.is_dir():
             raise InputError(f"--keep {keep}: exists and is not a folder")
-    report = simulate(model, example, target=targets, runs=args.runs, seed=args.seed, opt=args.opt, tol=args.tol,
-                      assumptions=assumptions, board=board, workdir=args.keep, print_table=False)
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=1))
-        return EXIT_OK if report.ok else EXIT_VERIFY_FAILED
-    console = _console()
+    with _working(f"cross-compiling and running {args.runs} input(s) in QEMU on {', '.join(targets)}"):
+        report = simulate(model, example, target=targets, runs=args.runs, seed=args.seed, opt=args.opt, tol=args.tol,
+                          assumptions=assumptions, board=board, workdir=args.keep, print_table=False)
+    console = _console(args)
     for note in notes:
         console.print(f"note: {note}")
+    if args.json:
+        _emit_json({**report.to_dict(), "notes": list(notes)})
+        return EXIT_OK if report.ok else EXIT_CHECK_FAILED
     console.print(format_simulation(report), markup=False, soft_wrap=True)
     if args.keep:
         console.print(f"builds kept in {args.keep}/<core>/ (re-run one with the command in its run.sh)", markup=False)
-    return EXIT_OK if report.ok else EXIT_VERIFY_FAILED
+    return EXIT_OK if report.ok else EXIT_CHECK_FAILED
 
 
 def _number_list(text: str, option: str, kind=float) -> list:
@@ -537,8 +691,6 @@ def _number_list(text: str, option: str, kind=float) -> list:
 
 
 def cmd_study(args) -> int:
-    import json  # noqa: PLC0415
-
     from .compress.study import StudyData, StudySpec, load_samples, run_study  # noqa: PLC0415
     from .reports.study import format_study, save_study, select_best, study_json  # noqa: PLC0415
     from .targets.boards import get_board  # noqa: PLC0415
@@ -562,12 +714,16 @@ def cmd_study(args) -> int:
     if out.exists() and not out.is_dir():
         raise InputError(f"output path {out} exists and is not a folder")
     loaded = _load(args)
-    console = _console()
+    console = _console(args)
+    for note in loaded.notes:
+        console.print(f"note: {note}")
     data = StudyData(x_eval, y_eval, x_train, y_train, x_calib)
     total = len(spec.settings()) * len(spec.precisions)
-    from rich.progress import Progress  # noqa: PLC0415
+    from rich.console import Console  # noqa: PLC0415
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
 
-    with Progress(console=console, transient=True, disable=args.json or not sys.stdout.isatty()) as bar:
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(file=sys.stderr), transient=True, disable=not _show_progress()) as bar:
         task = bar.add_task("study", total=total)
 
         def progress(text: str) -> None:
@@ -582,15 +738,15 @@ def cmd_study(args) -> int:
     except OSError as exc:
         raise InputError(f"cannot write the study to {out}: {exc}") from None
     failed = [p.name for p in study.points if p.c_check.startswith("FAILED")]
+    console.print(format_study(study.points, selection, board), markup=False, soft_wrap=True)
+    console.print("wrote " + ", ".join(str(p) for p in written), markup=False, soft_wrap=True)
     if args.json:
-        print(json.dumps({**study_json(study.points, selection), "failed_checks": failed}, indent=1))
-    else:
-        console.print(format_study(study.points, selection, board), markup=False, soft_wrap=True)
-        console.print("wrote " + ", ".join(str(p) for p in written), markup=False, soft_wrap=True)
+        _emit_json({**study_json(study.points, selection), "failed_checks": failed,
+                    "written": [str(p) for p in written]})
     if failed:
         console.print(f"error: the C of {len(failed)} point(s) differs from its reference: {', '.join(failed)}; "
                       f"please report this to {ISSUES}", markup=False)
-    return EXIT_OK if selection.point is not None and not failed else EXIT_VERIFY_FAILED
+    return EXIT_OK if selection.point is not None and not failed else EXIT_CHECK_FAILED
 
 
 def cmd_demo(args) -> int:
@@ -623,12 +779,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"The C compiler rejected code ModelBlocks generated. Unless your compiler is missing, this is a "
               f"ModelBlocks bug: please report it on {ISSUES}", file=sys.stderr)
         return EXIT_INTERNAL
+    except ToolchainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_TOOLCHAIN
+    except (UnsupportedOpError, ExportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNSUPPORTED
     except ModelBlocksError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:  # anything else is our bug: show it in full and ask for a report
         print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         traceback.print_exc(file=sys.stderr)

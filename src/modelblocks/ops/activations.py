@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from ..ir.dtypes import DType
-from .registry import Attr, OpDef, Prop, converts, numel, register
+from .registry import Attr, OpDef, Prop, converts, converts_onnx, numel, register
 
 _erf = np.frompyfunc(math.erf, 1, 1)
 
@@ -141,3 +141,68 @@ for _u in UNARY:
     register(_make(_u))
     for _target, _to_attrs in _u.aten.items():
         converts(_target)(_converter(_u, _to_attrs))
+
+
+# -- ONNX ------------------------------------------------------------------------------------------
+
+def _onnx_hardsigmoid(ctx):
+    alpha, beta = float(ctx.attr("alpha", 0.2)), float(ctx.attr("beta", 0.5))
+    if abs(alpha - 1.0 / 6.0) > 1e-6 or abs(beta - 0.5) > 1e-6:
+        raise ValueError(f"HardSigmoid with alpha={alpha}, beta={beta} is not supported (torch's 1/6, 0.5 is)")
+    return {}
+
+
+def _onnx_selu(ctx):
+    return {"alpha": float(ctx.attr("alpha", SELU_ALPHA)) , "scale": float(ctx.attr("gamma", SELU_SCALE))}
+
+
+# ONNX op type -> (IR op, ctx -> IR attrs)
+ONNX_UNARY: dict[str, tuple[str, Callable]] = {
+    "Relu": ("clamp", lambda ctx: {"min": 0.0, "max": None}),
+    "Sigmoid": ("sigmoid", lambda ctx: {}),
+    "Tanh": ("tanh", lambda ctx: {}),
+    "LeakyRelu": ("leaky_relu", lambda ctx: {"negative_slope": float(ctx.attr("alpha", 0.01))}),
+    "Gelu": ("gelu", lambda ctx: {"approximate": str(ctx.attr("approximate", "none"))}),
+    "Erf": ("erf", lambda ctx: {}),
+    "Sqrt": ("sqrt", lambda ctx: {}),
+    "Exp": ("exp", lambda ctx: {}),
+    "Log": ("log", lambda ctx: {}),
+    "Abs": ("abs", lambda ctx: {}),
+    "Neg": ("neg", lambda ctx: {}),
+    "Reciprocal": ("reciprocal", lambda ctx: {}),
+    "Sin": ("sin", lambda ctx: {}),
+    "Cos": ("cos", lambda ctx: {}),
+    "Elu": ("elu", lambda ctx: {"alpha": float(ctx.attr("alpha", 1.0)), "scale": 1.0}),
+    "Selu": ("elu", _onnx_selu),
+    "Softplus": ("softplus", lambda ctx: {}),
+    "HardSwish": ("hardswish", lambda ctx: {}),
+    "HardSigmoid": ("hardsigmoid", _onnx_hardsigmoid),
+    "Mish": ("mish", lambda ctx: {}),
+}
+
+
+@converts_onnx(*ONNX_UNARY)
+def _from_onnx_unary(ctx, node):
+    op, to_attrs = ONNX_UNARY[node.op_type]
+    try:
+        attrs = to_attrs(ctx)
+    except ValueError as exc:
+        raise ctx.unsupported(str(exc)) from None
+    if op == "gelu" and attrs["approximate"] not in ("none", "tanh"):
+        raise ctx.unsupported(f"Gelu approximate={attrs['approximate']!r} is not supported")
+    return ctx.emit1(op, [ctx.input(0)], attrs)
+
+
+@converts_onnx("Clip")
+def _from_onnx_clip(ctx, node):
+    """Opset 11+: min and max are optional (constant) inputs; before: attributes."""
+    if ctx.opset >= 11:
+        bounds = []
+        for i, what in ((1, "min"), (2, "max")):
+            value = ctx.required_const(i, what) if ctx.has_input(i) else None
+            bounds.append(None if value is None else float(np.asarray(value).reshape(-1)[0]))
+        lo, hi = bounds
+    else:
+        lo, hi = ctx.attr("min", None), ctx.attr("max", None)
+        lo, hi = (None if lo is None or lo <= -3.4e38 else float(lo)), (None if hi is None or hi >= 3.4e38 else float(hi))
+    return ctx.emit1("clamp", [ctx.input(0)], {"min": lo, "max": hi})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.dtypes import DType
-from .registry import OpDef, Prop, converts, numel, register
+from .registry import OpDef, Prop, converts, converts_onnx, numel, register
 
 
 def _infer(node, ins):
@@ -76,3 +76,18 @@ def _from_batch_norm(ctx, fx):
     if str(fx.target) == "aten.batch_norm.default":
         return y
     return (y, "", "")
+
+
+# -- ONNX ------------------------------------------------------------------------------------------
+
+@converts_onnx("BatchNormalization")
+def _from_onnx_batch_norm(ctx, node):
+    """Inference mode only (training_mode=0, opset 14+; the running statistics outputs unused)."""
+    if int(ctx.attr("training_mode", 0)) or any(ctx.output_used(k) for k in (1, 2, 3, 4)):
+        raise ctx.unsupported("BatchNormalization in training mode (batch statistics) is not supported: export "
+                              "the model in eval mode")
+    if ctx.opset < 7 and int(ctx.attr("is_test", 0)) == 0 and ctx.has_attr("is_test"):
+        raise ctx.unsupported("BatchNormalization with is_test=0 is not supported")
+    a = {"weight": ctx.input_name(1), "bias": ctx.input_name(2), "running_mean": ctx.input_name(3),
+         "running_var": ctx.input_name(4), "eps": float(ctx.attr("epsilon", 1e-5))}
+    return from_running_stats(ctx, ctx.input(0), a, "BatchNormalization")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.dtypes import DType
-from .registry import CLAMP_ATTRS, MAX_RANK, OpDef, Prop, apply_clamp, converts, numel, register
+from .registry import CLAMP_ATTRS, MAX_RANK, OpDef, Prop, apply_clamp, converts, converts_onnx, numel, register
 
 
 _NUMPY = {
@@ -153,3 +153,29 @@ def _maximum(ctx, fx):
 def _minimum(ctx, fx):
     a = ctx.args(fx)
     return ctx.emit1("minimum", [ctx.tensor(a["self"]), ctx.tensor(a["other"])])
+
+
+# -- ONNX ------------------------------------------------------------------------------------------
+
+_ONNX_BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow", "Max": "maximum",
+                "Min": "minimum"}
+
+
+@converts_onnx(*_ONNX_BINARY)
+def _from_onnx_binary(ctx, node):
+    """Numpy-style broadcasting, as the IR ops. Pow by a constant scalar is pow_scalar; Max/Min with
+    more than two operands are chained."""
+    op = _ONNX_BINARY[node.op_type]
+    names = [i for i in node.input if i]
+    if op == "pow":
+        exponent = ctx.const(1)
+        if exponent is not None and np.asarray(exponent).size == 1:
+            return ctx.emit1("pow_scalar", [ctx.input(0)], {"exponent": float(np.asarray(exponent).reshape(-1)[0])})
+    if op in ("maximum", "minimum") and len(names) == 1:
+        return ctx.tensor(names[0])
+    if len(names) != 2 and op not in ("maximum", "minimum"):
+        raise ctx.unsupported(f"{node.op_type} needs two inputs, got {len(names)}")
+    y = ctx.tensor(names[0])
+    for other in names[1:]:
+        y = ctx.emit1(op, [y, ctx.tensor(other)])
+    return y

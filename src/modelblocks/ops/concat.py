@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from .layout import kernel_suffix, reshape, slice_
-from .registry import Attr, OpDef, converts, numel, register
+from .registry import Attr, OpDef, converts, converts_onnx, numel, register
 
 MAX_PARTS = 1024
 
@@ -204,3 +204,33 @@ def _roll(ctx, fx):
     for s, d in zip(shifts, dims):
         x = _roll_dim(ctx, x, s, ctx.dim(d, len(shape)))
     return x
+
+
+# -- ONNX ------------------------------------------------------------------------------------------
+
+@converts_onnx("Concat")
+def _from_onnx_concat(ctx, node):
+    names = [ctx.tensor(i) for i in node.input if i]
+    dim = int(ctx.attr("axis"))
+    rank = len(ctx.shape(names[0]))
+    dim = dim + rank if dim < 0 else dim
+    return names[0] if len(names) == 1 else concat(ctx, names, dim)
+
+
+@converts_onnx("Split")
+def _from_onnx_split(ctx, node):
+    """Sizes: the `split` attribute before opset 13, an optional input from 13 on, else equal parts
+    (opset 18: `num_outputs` parts, the last one smaller)."""
+    x = ctx.input(0)
+    shape = ctx.shape(x)
+    dim = int(ctx.attr("axis", 0))
+    dim = dim + len(shape) if dim < 0 else dim
+    sizes = ctx.ints_operand("split", 1, 13)
+    n = shape[dim]
+    if sizes is None:
+        parts = int(ctx.attr("num_outputs", len(node.output)))
+        size = -(-n // parts)
+        sizes = [size] * (n // size) + ([n % size] if n % size else [])
+        if len(sizes) != parts:
+            raise ctx.unsupported(f"cannot split {n} into {parts} parts")
+    return split(ctx, x, [int(s) for s in sizes], dim)

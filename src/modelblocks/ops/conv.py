@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..ir.dtypes import DType
-from .registry import CLAMP_ATTRS, Attr, OpDef, Prop, Variant, apply_clamp, converts, numel, register
+from .registry import CLAMP_ATTRS, Attr, OpDef, Prop, Variant, apply_clamp, converts, converts_onnx, numel, register
 
 
 # -- conv ---------------------------------------------------------------------------------------
@@ -460,3 +460,44 @@ def _from_convolution(ctx, fx):
 def _from_conv_transpose(ctx, fx):
     a = ctx.args(fx)
     return _emit_conv(ctx, a, a["padding"], transposed=True, output_padding=a["output_padding"])
+
+
+# -- ONNX ------------------------------------------------------------------------------------------
+
+def onnx_pads(ctx, in_sizes, kernel, stride, dilation, nsp) -> tuple[int, ...]:
+    """ONNX `pads` (begins then ends, as the IR's padding) from the attribute or `auto_pad`."""
+    auto = ctx.attr("auto_pad", "NOTSET")
+    if auto == "NOTSET":
+        pads = tuple(int(p) for p in ctx.attr("pads", (0,) * (2 * nsp)))
+        if len(pads) != 2 * nsp:
+            raise ctx.unsupported(f"pads {list(pads)} does not have {2 * nsp} values")
+        return pads
+    if auto == "VALID":
+        return (0,) * (2 * nsp)
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        begins, ends = [], []
+        for n, k, s, d in zip(in_sizes, kernel, stride, dilation):
+            out = -(-n // s)
+            total = max(0, (out - 1) * s + (k - 1) * d + 1 - n)
+            small = total // 2
+            begins.append(small if auto == "SAME_UPPER" else total - small)
+            ends.append(total - begins[-1])
+        return tuple(begins) + tuple(ends)
+    raise ctx.unsupported(f"auto_pad={auto!r} is not supported (NOTSET, SAME_UPPER, SAME_LOWER, VALID are)")
+
+
+@converts_onnx("Conv")
+def _from_onnx_conv(ctx, node):
+    x = ctx.input(0)
+    w_shape = ctx.input_shape(1)
+    nsp = len(w_shape) - 2
+    if nsp not in (1, 2):
+        raise ctx.unsupported(f"{nsp}-D convolution is not supported (1-D and 2-D are)")
+    kernel = tuple(int(k) for k in ctx.attr("kernel_shape", w_shape[2:]))
+    if kernel != tuple(w_shape[2:]):
+        raise ctx.unsupported(f"kernel_shape {list(kernel)} differs from the weight's {list(w_shape[2:])}")
+    stride = tuple(int(s) for s in ctx.attr("strides", (1,) * nsp))
+    dilation = tuple(int(d) for d in ctx.attr("dilations", (1,) * nsp))
+    pads = onnx_pads(ctx, ctx.shape(x)[2:], kernel, stride, dilation, nsp)
+    attrs = {"stride": stride, "padding": pads, "dilation": dilation, "groups": int(ctx.attr("group", 1))}
+    return ctx.emit1("conv", [x, ctx.input(1), ctx.input(2)], attrs)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.dtypes import DType
-from .registry import Attr, OpDef, converts, numel, register
+from .registry import Attr, OpDef, converts, converts_onnx, numel, register
 
 
 def _infer(node, ins):
@@ -73,3 +73,32 @@ def _from_layer_norm(ctx, fx):
     if str(fx.target) == "aten.native_layer_norm.default":
         return (y, "", "")
     return y
+
+
+# -- ONNX ------------------------------------------------------------------------------------------
+
+@converts_onnx("LayerNormalization")
+def _from_onnx_layer_norm(ctx, node):
+    """Opset 17: normalise the dims from `axis` on; Scale and B broadcast to the normalised shape."""
+    if ctx.output_used(1) or ctx.output_used(2):
+        raise ctx.unsupported("LayerNormalization's Mean / InvStdDev outputs are not supported")
+    x = ctx.input(0)
+    shape = ctx.shape(x)
+    rank = len(shape)
+    axis = int(ctx.attr("axis", -1))
+    axis = axis + rank if axis < 0 else axis
+    if not 0 <= axis < rank:
+        raise ctx.unsupported(f"axis {axis} out of range for rank {rank}")
+    norm_shape = shape[axis:]
+    params = []
+    for i, what in ((1, "Scale"), (2, "B")):
+        if not ctx.has_input(i):
+            params.append("")
+            continue
+        value = ctx.const(i)
+        if value is not None and tuple(value.shape) != norm_shape:
+            value = np.broadcast_to(np.asarray(value, dtype=np.float32), norm_shape)
+            params.append(ctx.constant(np.ascontiguousarray(value), what.lower()))
+        else:
+            params.append(ctx.input(i))
+    return ctx.emit1("layer_norm", [x, *params], {"num_dims": rank - axis, "eps": float(ctx.attr("epsilon", 1e-5))})

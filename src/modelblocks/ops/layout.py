@@ -28,7 +28,7 @@ import numpy as np
 
 from ..ir.dtypes import DType
 from .binary import collapse
-from .registry import Attr, OpDef, converts, numel, register
+from .registry import Attr, OpDef, converts, converts_onnx, numel, register
 
 MAX_RANK = 16  # MB_LAYOUT_MAX_RANK in mb_layout.h, after merging dimensions
 
@@ -686,3 +686,62 @@ def _rot90(ctx, fx):
     perm = list(range(len(shape)))
     perm[d0], perm[d1] = perm[d1], perm[d0]
     return permute(ctx, y, perm)
+
+
+# -- ONNX ------------------------------------------------------------------------------------------
+
+@converts_onnx("Transpose")
+def _from_onnx_transpose(ctx, node):
+    x = ctx.input(0)
+    rank = _rank(ctx, x)
+    perm = tuple(int(p) for p in ctx.attr("perm", tuple(range(rank - 1, -1, -1))))
+    if sorted(perm) != list(range(rank)):
+        raise ctx.unsupported(f"perm {list(perm)} is not a permutation of {rank} dims")
+    return permute(ctx, x, perm)
+
+
+@converts_onnx("Slice")
+def _from_onnx_slice(ctx, node):
+    """starts/ends/axes: attributes before opset 10, (constant) inputs with steps from 10 on. Positive
+    steps only; ends past the dimension (INT_MAX) are clamped."""
+    x = ctx.input(0)
+    shape = ctx.shape(x)
+    rank = len(shape)
+    if ctx.opset >= 10:
+        starts = [int(v) for v in np.asarray(ctx.required_const(1, "starts")).reshape(-1)]
+        ends = [int(v) for v in np.asarray(ctx.required_const(2, "ends")).reshape(-1)]
+        axes = ctx.ints_operand("axes", 3, 10, default=tuple(range(len(starts))))
+        steps = ctx.ints_operand("steps", 4, 10, default=(1,) * len(starts))
+    else:
+        starts, ends = list(ctx.attr("starts")), list(ctx.attr("ends"))
+        axes = tuple(ctx.attr("axes", tuple(range(len(starts)))))
+        steps = (1,) * len(starts)
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        raise ctx.unsupported("starts, ends, axes and steps differ in length")
+    y = x
+    for start, end, axis, step in zip(starts, ends, axes, steps):
+        axis = ctx.dim(axis, rank)
+        if step < 1:
+            raise ctx.unsupported(f"Slice step {step} is not supported (positive steps are)")
+        n = shape[axis]
+        end = min(end, n) if end >= 0 else max(end, -n - 1)
+        start = min(start, n) if start >= 0 else max(start, -n)
+        y = slice_(ctx, y, axis, start, end, step)
+    return y
+
+
+@converts_onnx("Gather")
+def _from_onnx_gather(ctx, node):
+    """Constant indices: a scalar index selects (drops the axis), an index tensor of shape I replaces
+    the axis by I."""
+    x = ctx.input(0)
+    shape = ctx.shape(x)
+    axis = ctx.dim(int(ctx.attr("axis", 0)), len(shape))
+    idx = _constant_indices(ctx, ctx.input_name(1), "Gather")
+    if idx.ndim == 0:
+        return select(ctx, x, axis, int(idx))
+    y = index_select(ctx, x, axis, idx.reshape(-1))
+    if idx.ndim == 1:
+        return y
+    out = shape[:axis] + tuple(idx.shape) + shape[axis + 1:]
+    return reshape(ctx, y, out)

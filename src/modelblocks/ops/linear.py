@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.dtypes import DType
-from .registry import CLAMP_ATTRS, OpDef, Prop, Variant, apply_clamp, converts, numel, register
+from .registry import CLAMP_ATTRS, OpDef, Prop, Variant, apply_clamp, converts, converts_onnx, numel, register
 
 
 def _infer(node, ins):
@@ -101,3 +101,39 @@ register(OpDef(
 def _from_linear(ctx, fx):
     a = ctx.args(fx)
     return ctx.emit1("linear", [ctx.tensor(a["input"]), ctx.tensor(a["weight"]), ctx.optional_tensor(a["bias"])])
+
+
+# -- ONNX ------------------------------------------------------------------------------------------
+
+@converts_onnx("Gemm")
+def _from_onnx_gemm(ctx, node):
+    """Y = alpha * A' @ B' + beta * C (A' = A or A^T, B' = B or B^T). A constant B with a 1-D (or
+    absent) C is a linear layer (weights [N, K], as torch stores them); the rest is a matmul."""
+    alpha, beta = float(ctx.attr("alpha", 1.0)), float(ctx.attr("beta", 1.0))
+    trans_a, trans_b = int(ctx.attr("transA", 0)), int(ctx.attr("transB", 0))
+    a = ctx.input(0)
+    if len(ctx.shape(a)) != 2:
+        raise ctx.unsupported(f"Gemm needs a 2-D A, got shape {list(ctx.shape(a))}")
+    if trans_a:
+        a = ctx.emit1("permute", [a], {"perm": (1, 0)})
+    b_const, c_const = ctx.const(1), ctx.const(2)
+    n = None
+    if b_const is not None:
+        weight = np.asarray(b_const, dtype=np.float32)
+        weight = weight if trans_b else weight.T  # -> [N, K]
+        n = weight.shape[0]
+    # C as a bias: absent, ignored (beta 0), or a constant scalar / [N] / [1, N] row
+    c_ok = not ctx.has_input(2) or beta == 0 or (
+        c_const is not None and c_const.ndim <= 2 and c_const.size in (1, n) and (c_const.ndim < 2 or c_const.shape[0] == 1))
+    if b_const is not None and c_ok:
+        weight = weight * np.float32(alpha) if alpha != 1.0 else weight
+        bias = ""
+        if ctx.has_input(2) and beta != 0:
+            c = np.broadcast_to(np.asarray(c_const, dtype=np.float32).reshape(-1), (n,)) * np.float32(beta)
+            bias = ctx.constant(np.ascontiguousarray(c, dtype=np.float32), "bias")
+        return ctx.emit1("linear", [a, ctx.constant(np.ascontiguousarray(weight), "weight"), bias])
+    b = ctx.input(1)
+    if trans_b:
+        b = ctx.emit1("permute", [b], {"perm": (1, 0)})
+    c = ctx.input(2) if ctx.has_input(2) and beta != 0 else ""
+    return ctx.emit1("matmul", [a, b, c], {"alpha": alpha, "beta": beta})

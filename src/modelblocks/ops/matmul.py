@@ -17,7 +17,7 @@ import numpy as np
 
 from ..ir.dtypes import DType
 from .binary import broadcast_strides, collapse
-from .registry import CLAMP_ATTRS, MAX_RANK, Attr, OpDef, Prop, Variant, apply_clamp, converts, numel, register
+from .registry import CLAMP_ATTRS, MAX_RANK, Attr, OpDef, Prop, Variant, apply_clamp, converts, converts_onnx, numel, register
 
 
 
@@ -147,3 +147,16 @@ def _from_addmm(ctx, fx):
     mat1 = a["mat1"] if "mat1" in a else a["batch1"]
     mat2 = a["mat2"] if "mat2" in a else a["batch2"]
     return _matmul(ctx, mat1, mat2, a["self"], _scalar(ctx, a["alpha"], "alpha"), _scalar(ctx, a["beta"], "beta"))
+
+
+# -- ONNX ------------------------------------------------------------------------------------------
+
+@converts_onnx("MatMul")
+def _from_onnx_matmul(ctx, node):
+    """numpy.matmul semantics, as torch.matmul (1-D operands included). x @ W with a constant 2-D W is
+    a linear layer (weight W^T, as nn.Linear stores it; the frontend folds a following bias Add)."""
+    w = ctx.const(1)
+    if w is not None and w.ndim == 2 and len(ctx.input_shape(0)) >= 2 and ctx.const(0) is None:
+        weight = np.ascontiguousarray(np.asarray(w, dtype=np.float32).T)
+        return ctx.emit1("linear", [ctx.input(0), ctx.constant(weight, "weight"), ""])
+    return _matmul(ctx, ctx.input_name(0), ctx.input_name(1))

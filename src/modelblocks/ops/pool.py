@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.dtypes import DType
-from .registry import Attr, OpDef, converts, numel, register
+from .registry import Attr, OpDef, converts, converts_onnx, numel, register
 
 
 def pool_out_size(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
@@ -319,3 +319,56 @@ def _from_adaptive_max(ctx, fx):
     out = fx.meta["val"][0].shape[-nsp:]
     y = ctx.emit1("adaptive_max_pool", [ctx.tensor(a["self"])], {"output_size": tuple(int(d) for d in out)})
     return (y, "")
+
+
+# -- ONNX ------------------------------------------------------------------------------------------
+
+def _onnx_window(ctx, with_dilation: bool) -> tuple[str, dict]:
+    from .conv import onnx_pads  # noqa: PLC0415
+
+    x = ctx.input(0)
+    nsp = len(ctx.shape(x)) - 2
+    if nsp not in (1, 2):
+        raise ctx.unsupported(f"{nsp}-D pooling is not supported (1-D and 2-D are)")
+    kernel = tuple(int(k) for k in ctx.attr("kernel_shape"))
+    stride = tuple(int(s) for s in ctx.attr("strides", (1,) * nsp))
+    dilation = tuple(int(d) for d in ctx.attr("dilations", (1,) * nsp))
+    if not with_dilation and dilation != (1,) * nsp:
+        raise ctx.unsupported(f"dilations {list(dilation)} are not supported for this pooling")
+    pads = onnx_pads(ctx, ctx.shape(x)[2:], kernel, stride, dilation, nsp)
+    if pads[:nsp] != pads[nsp:]:
+        raise ctx.unsupported(f"asymmetric pooling pads {list(pads)} are not supported (begin and end must match)")
+    attrs = {"kernel": kernel, "stride": stride, "padding": pads[:nsp], "ceil_mode": bool(ctx.attr("ceil_mode", 0))}
+    if with_dilation:
+        attrs["dilation"] = dilation
+    return x, attrs
+
+
+@converts_onnx("MaxPool")
+def _from_onnx_max_pool(ctx, node):
+    if ctx.output_used(1):
+        raise ctx.unsupported("MaxPool's Indices output is not supported; only the pooled values are")
+    if int(ctx.attr("storage_order", 0)) != 0:
+        raise ctx.unsupported("MaxPool storage_order=1 is not supported")
+    x, attrs = _onnx_window(ctx, True)
+    return ctx.emit1("max_pool", [x], attrs), ""
+
+
+@converts_onnx("AveragePool")
+def _from_onnx_avg_pool(ctx, node):
+    x, attrs = _onnx_window(ctx, ctx.opset >= 19)
+    attrs.pop("dilation", None)
+    if ctx.opset >= 19 and tuple(ctx.attr("dilations", ())) not in ((), (1,) * len(attrs["kernel"])):
+        raise ctx.unsupported("AveragePool with dilations is not supported")
+    attrs["count_include_pad"] = bool(ctx.attr("count_include_pad", 0))
+    return ctx.emit1("avg_pool", [x], attrs)
+
+
+@converts_onnx("GlobalAveragePool", "GlobalMaxPool")
+def _from_onnx_global_pool(ctx, node):
+    x = ctx.input(0)
+    nsp = len(ctx.shape(x)) - 2
+    if nsp not in (1, 2):
+        raise ctx.unsupported(f"{nsp}-D global pooling is not supported (1-D and 2-D are)")
+    op = "adaptive_avg_pool" if node.op_type == "GlobalAveragePool" else "adaptive_max_pool"
+    return ctx.emit1(op, [x], {"output_size": (1,) * nsp})

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..ir.dtypes import DType
 from .binary import collapse
-from .registry import MAX_RANK, Attr, OpDef, converts, normalize_dim, numel, register
+from .registry import MAX_RANK, Attr, OpDef, converts, converts_onnx, normalize_dim, numel, register
 
 KINDS = ("sum", "mean", "amax", "amin", "var", "std")
 _C_KIND = {"sum": "MB_REDUCE_SUM", "mean": "MB_REDUCE_MEAN", "amax": "MB_REDUCE_MAX", "amin": "MB_REDUCE_MIN",
@@ -269,3 +269,22 @@ def _argmax(ctx, fx):
         dim = normalize_dim(int(dim), len(ctx.shape(x)), ctx.target) if ctx.shape(x) else None
     op = "argmin" if str(fx.target) == "aten.argmin.default" else "argmax"
     return ctx.emit1(op, [x], {"dim": dim, "keepdim": bool(a["keepdim"])})
+
+
+# -- ONNX ------------------------------------------------------------------------------------------
+
+_ONNX_REDUCE = {"ReduceMean": ("mean", 18), "ReduceSum": ("sum", 13), "ReduceMax": ("amax", 18),
+                "ReduceMin": ("amin", 18)}
+
+
+@converts_onnx(*_ONNX_REDUCE)
+def _from_onnx_reduce(ctx, node):
+    """axes: an attribute before the opset the op took it as an input (ReduceSum 13, the others 18);
+    absent axes reduce every dim unless noop_with_empty_axes=1."""
+    kind, since = _ONNX_REDUCE[node.op_type]
+    axes = ctx.ints_operand("axes", 1, since)
+    if not axes:
+        if ctx.opset >= since and int(ctx.attr("noop_with_empty_axes", 0)):
+            return ctx.input(0)
+        axes = None
+    return _reduce(ctx, ctx.input_name(0), kind, axes, bool(ctx.attr("keepdims", 1)))

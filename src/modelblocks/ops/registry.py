@@ -21,6 +21,7 @@ from ..ir.graph import Node, Tensor
 if TYPE_CHECKING:  # pragma: no cover
     from ..backend.c.context import EmitContext
     from ..frontend.convert_context import ConvertContext
+    from ..frontend.onnx_import import OnnxContext
 
 REQUIRED = object()
 MAX_RANK = 8  # MB_MAX_RANK in mb_common.h: most dimensions a broadcasting kernel walks
@@ -142,6 +143,7 @@ class OpDef:
 
 _OPS: dict[str, OpDef] = {}
 _ATEN: dict[str, Callable[["ConvertContext", Any], Any]] = {}
+_ONNX: dict[str, Callable[["OnnxContext", Any], Any]] = {}
 
 
 def register(op: OpDef) -> OpDef:
@@ -159,6 +161,22 @@ def converts(*aten_targets: str):
             if target in _ATEN:
                 raise ValueError(f"aten target {target!r} has two converters")
             _ATEN[target] = fn
+        return fn
+
+    return wrap
+
+
+def converts_onnx(*op_types: str):
+    """Decorate `fn(ctx, onnx_node) -> value` as the converter for the named ONNX op types (default
+    domain). The converter reads inputs and attributes through `ctx` (frontend/onnx_import.py's
+    OnnxContext: ONNX defaults and opset differences handled there) and returns an IR tensor name, or
+    a tuple of them (one per ONNX output; "" for an output it does not produce)."""
+
+    def wrap(fn):
+        for op_type in op_types:
+            if op_type in _ONNX:
+                raise ValueError(f"ONNX op {op_type!r} has two converters")
+            _ONNX[op_type] = fn
         return fn
 
     return wrap
@@ -190,6 +208,16 @@ def aten_converter(target: str):
 def supported_aten() -> list[str]:
     _load_all()
     return sorted(_ATEN)
+
+
+def onnx_converter(op_type: str):
+    _load_all()
+    return _ONNX.get(op_type)
+
+
+def supported_onnx() -> list[str]:
+    _load_all()
+    return sorted(_ONNX)
 
 
 def _load_all() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import Attr, OpDef, Prop, converts, numel, register
+from .registry import Attr, OpDef, Prop, converts, converts_onnx, numel, register
 
 
 def _reshape_infer(node, ins):
@@ -73,3 +73,101 @@ def _dropout(ctx, fx):
     if a.get("train"):
         raise ctx.unsupported("dropout in training mode: call model.eval() before compiling")
     return ctx.emit1("dropout", [ctx.tensor(a["input"])], {"p": float(a["p"])})
+
+
+# -- ONNX ------------------------------------------------------------------------------------------
+
+@converts_onnx("Reshape")
+def _from_onnx_reshape(ctx, node):
+    """The shape input must be a compile-time constant (exporters' Shape/Gather/Concat chains are
+    folded before this); 0 copies the input's dim (unless allowzero=1), -1 is inferred."""
+    x = ctx.input(0)
+    shape = ctx.shape(x)
+    target = [int(d) for d in np.asarray(ctx.required_const(1, "shape")).reshape(-1)]
+    allowzero = int(ctx.attr("allowzero", 0)) if ctx.opset >= 14 else 0
+    out = [shape[i] if d == 0 and not allowzero and i < len(shape) else d for i, d in enumerate(target)]
+    if out.count(-1) > 1:
+        raise ctx.unsupported(f"shape {target} has more than one -1")
+    if -1 in out:
+        known = numel([d for d in out if d != -1])
+        if known == 0 or numel(shape) % known:
+            raise ctx.unsupported(f"cannot reshape {list(shape)} to {target}")
+        out[out.index(-1)] = numel(shape) // known
+    return _onnx_reshape(ctx, x, out)
+
+
+def _onnx_reshape(ctx, x, out):
+    out = tuple(int(d) for d in out)
+    if numel(out) != numel(ctx.shape(x)) or any(d < 1 for d in out):
+        raise ctx.unsupported(f"cannot reshape {list(ctx.shape(x))} to {list(out)}")
+    return x if out == ctx.shape(x) else ctx.emit1("reshape", [x], {"shape": out})
+
+
+@converts_onnx("Flatten")
+def _from_onnx_flatten(ctx, node):
+    x = ctx.input(0)
+    shape = ctx.shape(x)
+    axis = int(ctx.attr("axis", 1))
+    axis = axis + len(shape) if axis < 0 else axis
+    if not 0 <= axis <= len(shape):
+        raise ctx.unsupported(f"axis {axis} out of range for rank {len(shape)}")
+    return _onnx_reshape(ctx, x, (numel(shape[:axis]), numel(shape[axis:])))
+
+
+@converts_onnx("Squeeze")
+def _from_onnx_squeeze(ctx, node):
+    """axes: attribute before opset 13, optional input from 13 on; absent: every dim of size 1."""
+    x = ctx.input(0)
+    shape = ctx.shape(x)
+    axes = ctx.ints_operand("axes", 1, 13)
+    if axes is None:
+        drop = {i for i, d in enumerate(shape) if d == 1}
+    else:
+        drop = {a + len(shape) if a < 0 else a for a in axes}
+        if any(not 0 <= a < len(shape) or shape[a] != 1 for a in drop):
+            raise ctx.unsupported(f"cannot squeeze axes {list(axes)} of shape {list(shape)}")
+    return _onnx_reshape(ctx, x, [d for i, d in enumerate(shape) if i not in drop])
+
+
+@converts_onnx("Unsqueeze")
+def _from_onnx_unsqueeze(ctx, node):
+    """axes: attribute before opset 13, input from 13 on (positions in the output)."""
+    x = ctx.input(0)
+    shape = list(ctx.shape(x))
+    axes = ctx.ints_operand("axes", 1, 13)
+    if axes is None:
+        raise ctx.unsupported("Unsqueeze without axes")
+    rank = len(shape) + len(axes)
+    norm = sorted(a + rank if a < 0 else a for a in axes)
+    if any(not 0 <= a < rank for a in norm) or len(set(norm)) != len(norm):
+        raise ctx.unsupported(f"bad Unsqueeze axes {list(axes)} for rank {len(shape)}")
+    for a in norm:
+        shape.insert(a, 1)
+    return _onnx_reshape(ctx, x, shape)
+
+
+@converts_onnx("Identity")
+def _from_onnx_identity(ctx, node):
+    return ctx.input(0)
+
+
+@converts_onnx("Dropout")
+def _from_onnx_dropout(ctx, node):
+    """Inference: the identity (training_mode, an input from opset 12 on, must be false)."""
+    training = ctx.const(2) if ctx.opset >= 12 else None
+    if (ctx.opset >= 12 and ctx.has_input(2) and (training is None or bool(np.asarray(training).reshape(-1)[0]))) \
+            or (ctx.opset < 7 and int(ctx.attr("is_test", 0)) == 0 and ctx.has_attr("is_test")):
+        raise ctx.unsupported("Dropout in training mode is not supported: export the model in eval mode")
+    if ctx.output_used(1):
+        raise ctx.unsupported("Dropout's mask output is not supported")
+    return ctx.input(0), ""
+
+
+@converts_onnx("Cast")
+def _from_onnx_cast(ctx, node):
+    """A float -> float cast of an activation is the identity (float16/64 are computed in float32)."""
+    to = int(ctx.attr("to"))
+    x = ctx.input(0)
+    if to in (1, 10, 11) and ctx.info(x).dtype.value == "float32":
+        return x
+    raise ctx.unsupported(f"Cast of a {ctx.info(x).dtype.value} activation to ONNX type {to} is not supported")

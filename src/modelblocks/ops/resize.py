@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.dtypes import DType
-from .registry import Attr, OpDef, converts, numel, register
+from .registry import Attr, OpDef, converts, converts_onnx, numel, register
 
 MODES = ("nearest", "nearest_exact", "linear")
 PAD_MODES = ("constant", "reflect", "replicate", "circular")
@@ -292,3 +292,39 @@ def _from_mode_pad(ctx, fx):
     target = str(fx.target)
     mode = "reflect" if "reflection" in target else ("replicate" if "replication" in target else "circular")
     return _emit_pad(ctx, a["self"], a.get("padding", a.get("pad")), mode)
+
+
+# -- ONNX ------------------------------------------------------------------------------------------
+
+@converts_onnx("Pad")
+def _from_onnx_pad(ctx, node):
+    """pads (begins then ends, the IR's order) and value: attributes before opset 11, inputs from 11
+    on (axes from 18 on). Modes: constant, reflect, edge."""
+    x = ctx.input(0)
+    rank = len(ctx.shape(x))
+    mode = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}.get(ctx.attr("mode", "constant"))
+    if mode is None:
+        raise ctx.unsupported(f"Pad mode {ctx.attr('mode')!r} is not supported (constant, reflect, edge are)")
+    if ctx.opset >= 11:
+        pads = [int(v) for v in np.asarray(ctx.required_const(1, "pads")).reshape(-1)]
+        value = ctx.const(2)
+        if ctx.has_input(2) and value is None:
+            raise ctx.unsupported("constant_value computed from the model's inputs is not supported")
+        value = 0.0 if value is None or np.asarray(value).size == 0 else float(np.asarray(value).reshape(-1)[0])
+        axes = ctx.ints_operand("axes", 3, 18)
+    else:
+        pads = [int(v) for v in ctx.attr("pads" if ctx.opset >= 2 else "paddings")]
+        value, axes = float(ctx.attr("value", 0.0)), None
+    if axes is not None:
+        full = [0] * (2 * rank)
+        for k, a in enumerate(axes):
+            a = a + rank if a < 0 else a
+            full[a], full[rank + a] = pads[k], pads[len(axes) + k]
+        pads = full
+    if len(pads) != 2 * rank:
+        raise ctx.unsupported(f"pads {pads} does not have {2 * rank} values")
+    if ctx.info(x).dtype != DType.float32:
+        raise ctx.unsupported(f"Pad of {ctx.info(x).dtype.value} tensors is not supported (float32 is)")
+    if not any(pads):
+        return x
+    return ctx.emit1("pad", [x], {"pads": tuple(pads), "mode": mode, "value": value})

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.dtypes import DType
-from .registry import Attr, OpDef, converts, normalize_dim, numel, register
+from .registry import Attr, OpDef, converts, converts_onnx, normalize_dim, numel, register
 
 
 def _infer(node, ins):
@@ -76,3 +76,23 @@ def _softmax(ctx, fx):
 @converts("aten._log_softmax.default", "aten.log_softmax.int")
 def _log_softmax(ctx, fx):
     return _convert(ctx, fx, "log_softmax")
+
+
+# -- ONNX ------------------------------------------------------------------------------------------
+
+@converts_onnx("Softmax", "LogSoftmax")
+def _from_onnx_softmax(ctx, node):
+    """Opset 13+: softmax along `axis` (default -1). Before 13: over all dims from `axis` on (default 1),
+    the input seen as a 2-D [prod(dims before axis), prod(dims from axis)] matrix."""
+    op = "softmax" if node.op_type == "Softmax" else "log_softmax"
+    x = ctx.input(0)
+    shape = ctx.shape(x)
+    rank = len(shape)
+    if ctx.opset >= 13:
+        return ctx.emit1(op, [x], {"dim": normalize_dim(int(ctx.attr("axis", -1)), rank, node.name)})
+    axis = normalize_dim(int(ctx.attr("axis", 1)), rank, node.name)
+    if axis == rank - 1:
+        return ctx.emit1(op, [x], {"dim": axis})
+    flat = ctx.emit1("reshape", [x], {"shape": (numel(shape[:axis]), numel(shape[axis:]))})
+    y = ctx.emit1(op, [flat], {"dim": 1})
+    return ctx.emit1("reshape", [y], {"shape": shape})
