@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import UnsupportedOpError, where
+from ..errors import GraphError, InputError, UnsupportedOpError, where
 from ..ir.dtypes import DType
 from ..ir.graph import Graph, Node, Tensor
 from ..ops.registry import get_op, normalize_dim
@@ -123,3 +123,14 @@ class ConvertContext:
 
     def unsupported(self, why: str) -> UnsupportedOpError:
         return UnsupportedOpError(f"{self.target}: {why}{where(self.scope, self.source)}")
+
+
+def call_converter(converter, ctx, node, name: str, scope: str, source: str = ""):
+    """converter(ctx, node), for both frontends: our own errors pass through, and a converter bug still
+    says which op it was converting and where, instead of a traceback from deep inside."""
+    try:
+        return converter(ctx, node)
+    except (UnsupportedOpError, GraphError, InputError):
+        raise
+    except Exception as exc:  # noqa: BLE001 (re-raised with the place)
+        raise UnsupportedOpError(f"cannot convert {name}{where(scope, source)}: {type(exc).__name__}: {exc}") from exc

@@ -31,7 +31,7 @@ from ..ir.dtypes import DType
 from ..ir.graph import Graph, Tensor
 from ..ir.verify import verify
 from ..ops.registry import REQUIRED, onnx_converter, supported_onnx
-from .convert_context import ConvertContext
+from .convert_context import ConvertContext, call_converter
 
 # ONNX TensorProto element types -> IR dtypes (64-bit values become 32-bit, as in the torch frontend)
 _ELEM = {1: DType.float32, 11: DType.float32, 10: DType.float32, 7: DType.int32, 6: DType.int32, 5: DType.int16,
@@ -354,12 +354,7 @@ def from_onnx(model, example_inputs: Sequence | None = None, name: str = "model"
             raise UnsupportedOpError(
                 f"unsupported ONNX op {node.op_type} (node '{node.name}'{module}) in {label}.\n"
                 f"Supported ONNX ops: {', '.join(supported_onnx())}")
-        try:
-            result = converter(ctx, node)
-        except (UnsupportedOpError, GraphError, InputError):
-            raise
-        except Exception as exc:  # a converter bug must still say where it happened
-            raise UnsupportedOpError(f"cannot convert {ctx.target}{where(ctx.scope)}: {type(exc).__name__}: {exc}") from exc
+        result = call_converter(converter, ctx, node, ctx.target, ctx.scope)
         results = result if isinstance(result, (tuple, list)) else (result,)
         for k, out in enumerate(node.output):
             if not out:

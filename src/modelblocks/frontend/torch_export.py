@@ -26,7 +26,7 @@ from ..ir.dtypes import DType
 from ..ir.graph import Graph, Tensor
 from ..ir.verify import verify
 from ..ops.registry import aten_converter, supported_aten
-from .convert_context import ConvertContext
+from .convert_context import ConvertContext, call_converter
 from .diagnose import check_runs, quiet_torch, user_frame
 
 _CHECKS_ONLY = frozenset({
@@ -312,12 +312,7 @@ def _convert_call(fx_node, ctx: ConvertContext, env: dict, const_env: dict) -> N
             f"Supported aten ops: {', '.join(supported_aten())}")
     hint = _symbol(f"{scope}_{fx_node.name}" if scope else fx_node.name)
     ctx.at(name, scope, source, hint)
-    try:
-        result = converter(ctx, fx_node)
-    except (UnsupportedOpError, GraphError, InputError):
-        raise
-    except Exception as exc:  # a converter bug must still say where it happened
-        raise UnsupportedOpError(f"cannot convert {name}{where(scope, source)}: {type(exc).__name__}: {exc}") from exc
+    result = call_converter(converter, ctx, fx_node, name, scope, source)
     env[fx_node] = result
     _check_against_torch(fx_node, result, ctx, name, scope, source)
 

@@ -156,11 +156,17 @@ def register(op: OpDef) -> OpDef:
 def converts(*aten_targets: str):
     """Decorate `fn(ctx, fx_node) -> value` as the converter for the named aten overloads."""
 
+    return _registering(_ATEN, aten_targets, "aten target")
+
+
+def _registering(table: dict, keys: Sequence[str], what: str):
+    """The decorator that enters `fn` in `table` under each key, refusing a key entered twice."""
+
     def wrap(fn):
-        for target in aten_targets:
-            if target in _ATEN:
-                raise ValueError(f"aten target {target!r} has two converters")
-            _ATEN[target] = fn
+        for key in keys:
+            if key in table:
+                raise ValueError(f"{what} {key!r} has two converters")
+            table[key] = fn
         return fn
 
     return wrap
@@ -172,14 +178,7 @@ def converts_onnx(*op_types: str):
     OnnxContext: ONNX defaults and opset differences handled there) and returns an IR tensor name, or
     a tuple of them (one per ONNX output; "" for an output it does not produce)."""
 
-    def wrap(fn):
-        for op_type in op_types:
-            if op_type in _ONNX:
-                raise ValueError(f"ONNX op {op_type!r} has two converters")
-            _ONNX[op_type] = fn
-        return fn
-
-    return wrap
+    return _registering(_ONNX, op_types, "ONNX op")
 
 
 def get_op(name: str) -> OpDef:
