@@ -42,6 +42,11 @@ class CompiledModel:
     def prefix(self) -> str:
         return self.source.prefix
 
+    @property
+    def reference_name(self) -> str:
+        """What verify() compares the C with: PyTorch, or onnxruntime for an ONNX model."""
+        return getattr(self.torch_model, "reference_name", "PyTorch")
+
     def run_reference(self, inputs) -> list[np.ndarray]:
         return run_graph(self.graph, inputs)
 
@@ -146,7 +151,8 @@ class Quantization:
 def compile(model, example_inputs: Sequence | None = None, *, name: str = "model", prefix: str | None = None,
             passes: Sequence[str] = PIPELINE, arena_section: str = "", arena_alignment: int = 16,
             quantize: str | None = None, calibration=None, observer: str | None = None,
-            keep_float: Sequence[str] = (), sparse: str = "auto", kernels: str = "optimized") -> CompiledModel:
+            keep_float: Sequence[str] = (), sparse: str = "auto", kernels: str = "optimized",
+            progress=None) -> CompiledModel:
     """Capture `model` (an nn.Module in eval mode, a torch.export ExportedProgram, or an ONNX model: a
     path ending in .onnx or an onnx.ModelProto), optimise its IR and generate C. `example_inputs` is a
     tensor or tuple of tensors with the deployment shapes (optional for ONNX models whose input shapes
@@ -160,7 +166,8 @@ def compile(model, example_inputs: Sequence | None = None, *, name: str = "model
     weight in CSR when that saves flash and instructions (passes/sparsify.py), "off" never, "always"
     whenever a weight is zero (for tests). `kernels`: "optimized" runs each layer on the fastest C kernel
     that fits it (Armv7E-M DSP instructions, im2col, register tiling; passes/select_kernels.py),
-    "reference" on the plain portable kernels (the oracle; no scratch buffers)."""
+    "reference" on the plain portable kernels (the oracle; no scratch buffers). `progress(step, done,
+    total)`, when given, hears about each step (the CLI draws it as a progress bar)."""
     import torch  # noqa: PLC0415
 
     from .frontend.onnx_import import from_onnx, is_onnx_model  # noqa: PLC0415
@@ -168,7 +175,9 @@ def compile(model, example_inputs: Sequence | None = None, *, name: str = "model
 
     onnx_model = is_onnx_model(model)  # a path ending in .onnx or an onnx.ModelProto
     if onnx_model:
-        ep, torch_model = None, None
+        from .frontend.onnx_reference import OnnxReference  # noqa: PLC0415
+
+        ep, torch_model = None, OnnxReference(model)  # what verify() and simulate() compare with
     elif isinstance(model, torch.export.ExportedProgram):
         ep = model
         torch_model = model.module()
@@ -177,6 +186,7 @@ def compile(model, example_inputs: Sequence | None = None, *, name: str = "model
             raise InputError("compile() needs example_inputs for an nn.Module")
         if isinstance(example_inputs, torch.Tensor):
             example_inputs = (example_inputs,)
+        _tell(progress, "capturing the model (torch.export)")
         ep = export_model(model, example_inputs)
         torch_model = model
     if isinstance(passes, str) or any(p not in ALL_PASSES for p in passes):
@@ -195,9 +205,11 @@ def compile(model, example_inputs: Sequence | None = None, *, name: str = "model
         raise InputError("calibration, observer and keep_float only apply with quantize='int8' or 'int8-weights'")
     if quantize == "int8-weights" and (calibration is not None or observer):
         raise InputError("quantize='int8-weights' keeps activations in float32: it takes no calibration or observer")
+    _tell(progress, "building the IR")
     graph = from_onnx(model, example_inputs, name=name) if onnx_model else from_exported_program(ep, name=name)
+    _tell(progress, "optimising the graph")
     graph = run_passes(graph, passes)
-    quantization = _quantize(graph, quantize, calibration, observer, tuple(keep_float)) if quantize else None
+    quantization = _quantize(graph, quantize, calibration, observer, tuple(keep_float), progress) if quantize else None
     graph = quantization.graph if quantization else graph
     if sparse != "off":  # last: it needs the final (quantized) weights
         from .passes import sparsify  # noqa: PLC0415
@@ -209,6 +221,7 @@ def compile(model, example_inputs: Sequence | None = None, *, name: str = "model
     graph = select_kernels.run(graph, mode=kernels)  # last: variants depend on the final ops and shapes
     verify_graph(graph, after="select_kernels")
     attr = f'__attribute__((section("{arena_section}")))' if arena_section else ""
+    _tell(progress, "planning memory and generating C")
     return CompiledModel(graph, prefix=prefix or name, arena_attr=attr,
                          torch_model=torch_model, arena_alignment=arena_alignment,
                          quantization=quantization.info if quantization else None)
@@ -220,7 +233,13 @@ class _Quantized:
     info: Quantization
 
 
-def _quantize(graph: Graph, mode: str, calibration, observer: str | None, keep_float: tuple) -> _Quantized:
+def _tell(progress, step: str, done: int = 0, total: int = 1) -> None:
+    if progress:
+        progress(step, done, total)
+
+
+def _quantize(graph: Graph, mode: str, calibration, observer: str | None, keep_float: tuple,
+              progress=None) -> _Quantized:
     from .passes import decompose_attention  # noqa: PLC0415
     from .passes import quantize as int8_pass  # noqa: PLC0415
     from .quant.calibration import calibrate, calibration_sets  # noqa: PLC0415
@@ -238,7 +257,8 @@ def _quantize(graph: Graph, mode: str, calibration, observer: str | None, keep_f
     graph = decomposed.graph
     verify_graph(graph, after="decompose_attention")
     sets = calibration_sets(calibration, graph)
-    params, ranges = calibrate(graph, sets, observer)
+    params, ranges = calibrate(graph, sets, observer, progress=progress)
+    _tell(progress, "quantizing to int8")
     result = int8_pass.run(graph, params, keep_float)
     verify_graph(result.graph, after="quantize")
     qgraph = run_passes(result.graph, ("dead_code", "schedule"))
@@ -290,9 +310,10 @@ class OutputError:
 
 
 def verify(model, example_inputs=None, *, runs: int = 5, seed: int = 0, compiled: CompiledModel | None = None,
-           print_table: bool = True) -> list[OutputError]:
+           print_table: bool = True, progress=None) -> list[OutputError]:
     """Run PyTorch, the NumPy interpreter and the host C on `runs` seeded random inputs with the
-    example inputs' shapes and dtypes; returns the worst error per output over all runs."""
+    example inputs' shapes and dtypes; returns the worst error per output over all runs.
+    `progress(step, done, total)` hears about each run."""
     import torch  # noqa: PLC0415
 
     if isinstance(model, CompiledModel):
@@ -313,7 +334,9 @@ def verify(model, example_inputs=None, *, runs: int = 5, seed: int = 0, compiled
         raise InputError("verify() needs example inputs (for their shapes and dtypes)")
     worst: dict[int, list[float]] = {}
     exact: dict[int, bool] = {}
-    for inputs in _seeded_inputs(compiled, example_inputs, runs, seed):
+    for run, inputs in enumerate(_seeded_inputs(compiled, example_inputs, runs, seed)):
+        _tell(progress, "compiling the C on the host" if run == 0 and compiled._host is None else
+              f"{compiled.reference_name}, NumPy reference and host C", run, runs)
         expected = _torch_outputs(model, inputs, compiled, "verify")
         arrays = [x.numpy() for x in inputs]
         got_ref = compiled.run_reference(arrays)
@@ -336,12 +359,13 @@ def verify(model, example_inputs=None, *, runs: int = 5, seed: int = 0, compiled
 
 def simulate(model, example_inputs=None, *, target: str | Sequence[str] = "cortex-m7", runs: int = 3, seed: int = 0,
              opt: str = "-O2", tol: float = 1e-5, assumptions=None, board=None, workdir: str | Path | None = None,
-             compiled: CompiledModel | None = None, print_table: bool = True):
+             compiled: CompiledModel | None = None, print_table: bool = True, progress=None):
     """Compile `model` (unless a CompiledModel is given), run it in QEMU on the Cortex-M core(s)
     `target` ("cortex-m7", a list, or "all") on `runs` seeded random inputs, and check the outputs
     against PyTorch and the NumPy interpreter. Returns a `reports.simulation.SimulationReport` with
     exact instruction counts (total and per layer), flash and RAM from the ELF, the measured stack,
-    and latency/energy estimates under `assumptions` (targets.estimates.Assumptions)."""
+    and latency/energy estimates under `assumptions` (targets.estimates.Assumptions).
+    `progress(step, done, total)` hears about each build and QEMU run."""
     import torch  # noqa: PLC0415
 
     from .reports.simulation import expand_targets, format_simulation, simulate_targets  # noqa: PLC0415
@@ -372,7 +396,8 @@ def simulate(model, example_inputs=None, *, target: str | Sequence[str] = "corte
         if model is not None:
             torch_outputs.append([o.detach().numpy() for o in _torch_outputs(model, inputs, compiled, "simulate")])
     report = simulate_targets(compiled, input_sets, torch_outputs, targets=expand_targets(target), opt=opt, tol=tol,
-                              assumptions=assumptions or Assumptions(), board=board, workdir=workdir)
+                              assumptions=assumptions or Assumptions(), board=board, workdir=workdir,
+                              progress=progress)
     if print_table:
         print(format_simulation(report))
     return report

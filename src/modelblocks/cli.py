@@ -63,11 +63,12 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="model.py:ClassName (a Python file and the nn.Module class in it), "
-                                 "or a .pt2 file saved with torch.export.save")
+                                 "a .pt2 file saved with torch.export.save, or an .onnx file")
     p.add_argument("--weights", "-w", metavar="FILE",
                    help="weights: a state_dict, or a checkpoint dict with a 'state_dict'/'model_state_dict' entry")
     p.add_argument("--input-shape", "-s", action="append", default=[], metavar="SHAPE",
-                   help="example input shape, e.g. 1,3,32,32; repeat for several inputs (optional for .pt2)")
+                   help="example input shape, e.g. 1,3,32,32; repeat for several inputs (optional for .pt2, "
+                        "and for .onnx files without dynamic dimensions)")
     p.add_argument("--input-dtype", action="append", default=[], metavar="DTYPE",
                    help="dtype of each input, in order: float32 (default), int64 or int32; repeatable")
     p.add_argument("--init-args", metavar="JSON", help="constructor arguments as a JSON object, "
@@ -126,6 +127,8 @@ EXAMPLES = {
          "more inputs, another seed, a tighter tolerance"),
         ("modelblocks verify net.py:Net -s 1,8 -q int8 --calibration calib.npz --json",
          "int8: the C must equal the int8 reference bit for bit; the errors as JSON"),
+        ("modelblocks verify model.onnx -s 1,3,32,32",
+         "an ONNX file (its dynamic batch fixed to 1), checked against onnxruntime"),
     ],
     "analyze": [
         ("modelblocks analyze net.py:Net -w net.pth -s 1,3,32,32", "memory table and fit verdict for the STM32H723ZG"),
@@ -333,14 +336,24 @@ def _show_progress() -> bool:
 
 @contextmanager
 def _working(text: str):
-    """A spinner with `text` on stderr while a slow step runs (only on a terminal; gone afterwards)."""
+    """A progress line on stderr while a slow step runs (only on a terminal; gone afterwards). Yields
+    the `progress(step, done, total)` callback the API takes (None off a terminal): the line then
+    names the current step and fills a bar with it."""
     if not _show_progress():
-        yield
+        yield None
         return
     from rich.console import Console  # noqa: PLC0415
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,  # noqa: PLC0415
+                               TextColumn, TimeElapsedColumn)
 
-    with Console(file=sys.stderr, highlight=False).status(text):
-        yield
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=Console(file=sys.stderr, highlight=False), transient=True) as bar:
+        task = bar.add_task(text, total=None)  # a pulsing bar until a step says how many there are
+
+        def progress(step: str, done: int, total: int) -> None:
+            bar.update(task, description=f"{text}: {step}", completed=done, total=total)
+
+        yield progress
 
 
 def _emit_json(data) -> None:
@@ -379,8 +392,10 @@ def _verify(compiled, loaded, args, console) -> tuple[bool, dict]:
     """Run `api.verify`, print the table; returns the verdict and its JSON form."""
     from .api import verify  # noqa: PLC0415
 
-    with _working(f"verifying: PyTorch, NumPy reference and host C on {args.runs} inputs"):
-        results = verify(compiled, loaded.example_inputs, runs=args.runs, seed=args.seed, print_table=False)
+    source = compiled.reference_name
+    with _working("verifying") as progress:
+        results = verify(compiled, loaded.example_inputs, runs=args.runs, seed=args.seed, print_table=False,
+                         progress=progress)
     from rich.table import Table  # noqa: PLC0415
 
     mode = compiled.quantize_mode
@@ -401,17 +416,18 @@ def _verify(compiled, loaded, args, console) -> tuple[bool, dict]:
                       "ok" if good else "FAIL")
     console.print(table)
     if ok and mode == "int8":
-        console.print("verification passed: the C equals the int8 reference bit for bit (the distance to PyTorch is "
-                      "the quantization error; see the quantization report)")
+        console.print("verification passed: the C equals the int8 reference bit for bit (the distance to "
+                      f"{source} is the quantization error; see the quantization report)")
     elif ok and mode:
         console.print(f"verification passed: the C is within rel L2 < {args.tol:g} of the int8-weights reference "
-                      "(the distance to PyTorch is the quantization error)")
+                      f"(the distance to {source} is the quantization error)")
     elif ok:
-        console.print(f"verification passed: every output within rel L2 < {args.tol:g} of PyTorch")
+        console.print(f"verification passed: every output within rel L2 < {args.tol:g} of {source}")
     else:
-        console.print(f"verification FAILED: rel L2 >= {args.tol:g} (the C does not compute what PyTorch computes; "
+        console.print(f"verification FAILED: rel L2 >= {args.tol:g} (the C does not compute what {source} computes; "
                       f"please report this with the model on {ISSUES})")
-    return ok, {"ok": ok, "runs": args.runs, "seed": args.seed, "tol": args.tol, "quantize": mode, "outputs": rows}
+    return ok, {"ok": ok, "reference": source, "runs": args.runs, "seed": args.seed, "tol": args.tol,
+                "quantize": mode, "outputs": rows}
 
 
 def _print_report(report: dict, console) -> None:
@@ -456,10 +472,10 @@ def _compile(loaded, args, name="model", prefix=None, arena_section=""):
                  "calibration": args.calibration if args.quantize == "int8" else None}
     elif getattr(args, "calibration", None) or getattr(args, "keep_float", None) or getattr(args, "observer", None):
         raise InputError("--calibration, --observer and --keep-float need --quantize")
-    step = "compiling (export, passes, int8 calibration, C)" if quant.get("quantize") == "int8" else "compiling to C"
-    with _working(step):
+    with _working("compiling") as progress:
         return mb_compile(loaded.model, loaded.example_inputs, name=name, prefix=prefix, arena_section=arena_section,
-                          sparse=getattr(args, "sparse", "auto"), kernels=getattr(args, "kernels", "optimized"), **quant)
+                          sparse=getattr(args, "sparse", "auto"), kernels=getattr(args, "kernels", "optimized"),
+                          progress=progress, **quant)
 
 
 COMPILE_TARGETS = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55", "stm32h723zg")
@@ -657,9 +673,10 @@ def cmd_simulate(args) -> int:
         keep = Path(args.keep)
         if keep.exists() and not keep.is_dir():
             raise InputError(f"--keep {keep}: exists and is not a folder")
-    with _working(f"cross-compiling and running {args.runs} input(s) in QEMU on {', '.join(targets)}"):
+    with _working("simulating") as progress:
         report = simulate(model, example, target=targets, runs=args.runs, seed=args.seed, opt=args.opt, tol=args.tol,
-                          assumptions=assumptions, board=board, workdir=args.keep, print_table=False)
+                          assumptions=assumptions, board=board, workdir=args.keep, print_table=False,
+                          progress=progress)
     console = _console(args)
     for note in notes:
         console.print(f"note: {note}")

@@ -26,6 +26,7 @@ layer counts its nonzero weights), params = the compressed model's nonzero param
 from __future__ import annotations
 
 import itertools
+import os
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple, Sequence
 
@@ -221,6 +222,10 @@ def run_study(model: nn.Module, example_inputs, data: StudyData, spec: StudySpec
     from ..api import compile as mb_compile  # noqa: PLC0415
 
     spec.check()
+    if not isinstance(model, torch.nn.Module):
+        raise InputError(f"the study changes and fine-tunes a torch.nn.Module, and {_describe(model)} is not one. "
+                         "What to change: run it on the PyTorch model (model.py:Class with --weights); an ONNX or "
+                         ".pt2 model can still be compiled in int8 with compile --quantize int8")
     if isinstance(example_inputs, torch.Tensor):
         example_inputs = (example_inputs,)
     if len(example_inputs) != 1:
@@ -352,3 +357,9 @@ def _samples(x: np.ndarray, path) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         raise InputError(f"{path}: the samples contain NaN or Inf")
     return x
+
+
+def _describe(model) -> str:
+    if isinstance(model, (str, os.PathLike)):
+        return str(model)
+    return f"a {type(model).__name__}"

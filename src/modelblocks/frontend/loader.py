@@ -415,17 +415,72 @@ def load_exported_program(path: Path, input_shapes: Sequence[str] = (), input_dt
     return LoadedModel(ep, inputs, str(path))
 
 
+def load_onnx_model(path: Path, input_shapes: Sequence[str] = (), input_dtypes=None) -> LoadedModel:
+    """An .onnx file, with example inputs of its declared shapes; `--input-shape` fixes dynamic
+    dimensions (and must agree with the static ones)."""
+    from .onnx_reference import graph_inputs  # noqa: PLC0415
+    from .onnx_import import load_model as read_onnx  # noqa: PLC0415
+
+    _require_file(path, "ONNX model")
+    proto, _label = read_onnx(path)
+    declared = graph_inputs(proto)
+    given = [parse_shape(s) for s in input_shapes]
+    if given and len(given) != len(declared):
+        raise InputError(f"{len(given)} --input-shape given, but {path.name} takes {len(declared)} input(s) "
+                         f"({', '.join(i.name for i in declared)}); give one per input, in that order")
+    shapes = []
+    for k, spec in enumerate(declared):
+        dims = spec.dims
+        if given:
+            shape = given[k]
+            fixed = [d for d in dims if isinstance(d, int) and d > 0]
+            if len(shape) != len(dims) or any(isinstance(d, int) and d > 0 and d != s for d, s in zip(dims, shape)):
+                raise InputError(f"--input-shape {','.join(map(str, shape))} does not match input '{spec.name}' of "
+                                 f"{path.name}, declared as [{', '.join(map(str, dims))}]"
+                                 + (" (its static dimensions must stay as they are)" if fixed else ""))
+        else:
+            if any(not (isinstance(d, int) and d > 0) for d in dims):
+                raise InputError(f"input '{spec.name}' of {path.name} has dynamic dimensions "
+                                 f"[{', '.join(map(str, dims))}]: give the deployment shape with --input-shape, "
+                                 f"e.g. --input-shape {','.join(str(d) if isinstance(d, int) and d > 0 else '1' for d in dims)}")
+            shape = tuple(dims)
+        shapes.append(shape)
+    if input_dtypes:
+        wanted = parse_dtypes(input_dtypes, len(declared))
+        for spec, dtype in zip(declared, wanted):
+            if str(dtype).replace("torch.", "") != spec.dtype.name:
+                raise InputError(f"--input-dtype {str(dtype).replace('torch.', '')} does not match input '{spec.name}' "
+                                 f"of {path.name}, which is {spec.dtype.name} (you can leave --input-dtype out)")
+    dtypes = []
+    for spec in declared:
+        if spec.dtype.kind == "f":
+            dtypes.append(torch.float32)
+        elif spec.dtype.kind in "iu":
+            dtypes.append(torch.int64 if spec.dtype.itemsize == 8 else torch.int32)
+        elif spec.dtype.kind == "b":
+            dtypes.append(torch.bool)
+        else:
+            raise InputError(f"input '{spec.name}' of {path.name} is {spec.dtype.name}, which ModelBlocks cannot feed")
+    return LoadedModel(str(path), make_inputs(shapes, dtypes), str(path))
+
+
 def load_model(spec: str, weights: str | None = None, input_shapes: Sequence[str] = (), input_dtypes=None,
                init_args: str | None = None, trust_pickle: bool = False) -> LoadedModel:
-    """Entry point for the CLI: a .pt2 ExportedProgram or a model.py[:ClassName] plus weights."""
+    """Entry point for the CLI: an .onnx file, a .pt2 ExportedProgram or a model.py[:ClassName] plus weights."""
     path, class_name = parse_model_spec(spec)
+    if class_name is None and path.suffix.lower() == ".onnx":
+        if weights:
+            raise InputError(f"{path.name} is an ONNX model that already holds its weights; drop --weights")
+        if init_args:
+            raise InputError(f"{path.name} is an ONNX model; --init-args only applies to model.py:Class")
+        return load_onnx_model(path, input_shapes, input_dtypes)
     if class_name is None and is_exported_program_file(path):
         if weights:
             raise InputError(f"{path.name} is an exported program that already holds its weights; drop --weights")
         if init_args:
             raise InputError(f"{path.name} is an exported program; --init-args only applies to model.py:Class")
         return load_exported_program(path, input_shapes, input_dtypes)
-    if class_name is None and path.suffix in (".pth", ".pt", ".ckpt", ".bin", ".onnx"):
+    if class_name is None and path.suffix in (".pth", ".pt", ".ckpt", ".bin"):
         raise InputError(f"{path.name} is not a model definition: name the Python class and pass the weights "
                          f"separately, e.g. modelblocks compile model.py:Net --weights {path.name} "
                          "--input-shape 1,3,32,32 -o out/")

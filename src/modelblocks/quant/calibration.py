@@ -134,14 +134,17 @@ def _split(batch, graph: Graph, what: str) -> list[list[np.ndarray]]:
 
 
 def calibrate(graph: Graph, sets: list[list[np.ndarray]], observer: str = DEFAULT_OBSERVER,
-              seed: int = 0) -> tuple[dict[str, QuantParams], dict[str, tuple[float, float]]]:
+              seed: int = 0, progress=None) -> tuple[dict[str, QuantParams], dict[str, tuple[float, float]]]:
     """Run every input set through the interpreter; returns (params, observed (lo, hi)) per float
-    activation tensor (graph inputs included, constants excluded)."""
+    activation tensor (graph inputs included, constants excluded). `progress(step, done, total)`
+    hears about each set."""
     if observer not in OBSERVERS:
         raise InputError(f"unknown observer {observer!r}; choose one of {sorted(OBSERVERS)}")
     watched = [t.name for t in graph.tensors.values() if t.dtype == DType.float32 and not t.is_constant]
     observers = {name: OBSERVERS[observer](seed=seed + k) for k, name in enumerate(watched)}
-    for inputs in sets:
+    for k, inputs in enumerate(sets):
+        if progress:
+            progress("calibrating", k, len(sets))
         values = run_graph(graph, inputs, keep_all=True)
         for name, obs in observers.items():
             obs.update(values[name])

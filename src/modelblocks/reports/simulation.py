@@ -139,19 +139,23 @@ def simulate_targets(compiled, input_sets: list[list[np.ndarray]], torch_outputs
                      compare_host: bool = True) -> SimulationReport:
     """Build and run `compiled` on each core in `targets` with the same inputs and check the outputs
     against the interpreter and, when given, PyTorch. The fit verdict uses the first core's measured
-    code and stack against `board` (default: the STM32H723ZG, a Cortex-M7)."""
+    code and stack against `board` (default: the STM32H723ZG, a Cortex-M7). `progress(step, done,
+    total)` hears about each core's build and QEMU run."""
     from pathlib import Path  # noqa: PLC0415
 
     board = board or get_board("stm32h723zg")
     refs = [compiled.run_reference(s) for s in input_sets]
     host = [compiled.run_c(s) for s in input_sets] if compare_host else None
     results = []
-    for name in targets:
+    for k, name in enumerate(targets):
         cpu = get_cpu(name)
+        where = Path(workdir) / cpu.name if workdir else None
         if progress:
-            progress(f"building and simulating on {cpu.name} ({cpu.machine})")
-        sim = compiled.simulate(input_sets, target=cpu.name, opt=opt,
-                                workdir=Path(workdir) / cpu.name if workdir else None)
+            progress(f"cross-compiling for {cpu.name} (arm-none-eabi-gcc {opt})", 2 * k, 2 * len(targets))
+        compiled.build_for(cpu.name, opt, where)
+        if progress:
+            progress(f"running {len(input_sets)} input set(s) in QEMU ({cpu.machine})", 2 * k + 1, 2 * len(targets))
+        sim = compiled.simulate(input_sets, target=cpu.name, opt=opt, workdir=where)
         report = build_report(compiled.graph, compiled.source, measured_estimates(sim))
         checks = check_outputs(compiled.graph, sim.outputs, refs, torch_outputs, host, tol, compiled.quantize_mode)
         results.append(TargetResult(cpu.name, cpu.machine, cpu.fpu, sim, checks,
