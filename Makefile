@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml Makefile
 	@command -v arm-none-eabi-gcc >/dev/null && command -v qemu-system-arm >/dev/null \
 		&& test -f "$$(arm-none-eabi-gcc -mcpu=cortex-m7 -mfloat-abi=hard -mfpu=fpv5-d16 -print-file-name=libc.a)" \
 		|| (apt-get update && apt-get install -y --no-install-recommends $(ARM_PACKAGES))
+	@# headless Chromium: tests/test_html_report.py renders the HTML report in it (no console errors, screenshot)
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'

@@ -19,7 +19,7 @@ from modelblocks import cli, docs_ops
 from modelblocks.errors import ExportError, SimulationError, ToolchainError, UnsupportedOpError
 
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS = ("compile", "verify", "analyze", "simulate", "study", "demo")
+COMMANDS = ("compile", "verify", "analyze", "simulate", "study", "report", "demo")
 
 MODEL_PY = textwrap.dedent("""\
     import torch

@@ -165,3 +165,14 @@ def test_simulate_an_onnx_file_on_the_m7(tmp_path, capsys):
     macs = 8 * 64 * 27 + 8 * 16 * 4 + 5 * 128  # conv, the 2x2 max-pool's window reads, linear
     assert doc["macs"] == macs
     assert 1.0 < target["instructions"] / macs < 10.0
+
+
+def test_the_html_report_of_an_onnx_file_compares_with_onnxruntime(tmp_path, capsys):
+    _model, path = _export(tmp_path, dynamic_batch=False)
+    code, out, err = run(["report", path, "-o", tmp_path / "r.html", "--runs", "2", "--json"], capsys)
+    assert code == cli.EXIT_OK, err
+    verification = json.loads(out)["verification"]
+    assert verification["stages"][0] == "onnxruntime" and verification["ok"]
+    (row,) = verification["outputs"]
+    assert row["cells"]["host_vs_torch"]["rel_l2"] < 1e-5 and row["cells"]["ref_vs_torch"]["rel_l2"] < 1e-5
+    assert "host C (gcc) vs onnxruntime" in (tmp_path / "r.html").read_text()

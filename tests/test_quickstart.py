@@ -47,7 +47,7 @@ def test_the_readme_quotes_the_numbers_this_test_checks():
                    f"{OUTPUT_SQNR_DB:.1f} dB", f"{FIRMWARE_FLASH:,} B"):
         assert number in section, number
     programs = [c[0] for c in walkthrough_commands()]
-    assert programs == ["python", "modelblocks", "modelblocks", "modelblocks", "modelblocks", "make"]
+    assert programs == ["python", "modelblocks", "modelblocks", "modelblocks", "modelblocks", "make", "modelblocks"]
 
 
 @pytest.mark.skipif(not have_toolchain() and not os.environ.get("MODELBLOCKS_REQUIRE_TOOLCHAIN"),
@@ -93,3 +93,10 @@ def test_the_walkthrough_runs_and_prints_what_the_readme_says(tmp_path, monkeypa
     for produced in ("model.c", "model.h", "model_weights.c", "report.json", "quantization.json"):
         assert (tmp_path / "out" / produced).is_file(), produced
     assert Path(firmware["elf"]).is_file() and Path(firmware["bin"]).stat().st_size > WEIGHTS_BYTES
+
+    page = results["report"]
+    assert page["fit"]["flash"]["weights"] == WEIGHTS_BYTES and page["timeline"]["peak_bytes"] == ARENA_BYTES
+    assert page["verification"]["ok"] and page["fit"]["fits"]
+    assert abs(page["totals"]["instructions"] / INSTRUCTIONS - 1) < 0.01
+    assert [q["precision"] for q in page["quantization"]["layers"]].count("int8") == len(page["quantization"]["layers"])
+    assert (tmp_path / "report.html").stat().st_size > 20_000

@@ -456,3 +456,85 @@ def _random_like(x, gen, index_bound: int | None = None):
         return torch.randint(0, 2, x.shape, generator=gen).bool()
     hi = index_bound or (int(x.max().item()) + 1 if x.numel() else 2)
     return torch.randint(0, max(hi, 2), x.shape, generator=gen, dtype=x.dtype)
+
+
+# -- the HTML report -------------------------------------------------------------------------------
+
+_simulate = simulate  # report() takes a `simulate` flag
+
+
+def report(model, example_inputs=None, *, out: str | Path | None = "report.html", board="stm32h723zg",
+           simulate: bool = False, runs: int = 3, seed: int = 0, tol: float = 1e-5, estimate: bool = True,
+           compiled: CompiledModel | None = None, simulation=None, quantization_data=None,
+           command: str | None = None, **compile_options) -> dict:
+    """Compile `model` (unless a CompiledModel is given), verify it on `runs` seeded inputs (PyTorch,
+    NumPy interpreter, host C and, with `simulate=True`, QEMU on a Cortex-M7), and write one
+    self-contained HTML page to `out` (None: write nothing). Returns the page model: the dict the page
+    is rendered from (reports/html.py), also what `modelblocks report --json` prints.
+
+    `simulation` reuses a `SimulationReport` already made (its first core), so nothing is simulated
+    twice; its runs must use the same `seed`. `quantization_data`: inputs for the per-layer SQNR of a
+    quantized model (default: `calibration`, else the seeded inputs). `compile_options` go to `compile`."""
+    import torch  # noqa: PLC0415
+
+    from .reports.analyze import analyze_fit, measured_estimates, memory_report  # noqa: PLC0415
+    from .reports.html import build_page, write_html  # noqa: PLC0415
+    from .reports.verification import compare_stages  # noqa: PLC0415
+    from .targets.boards import Board, get_board  # noqa: PLC0415
+
+    board = board if isinstance(board, Board) else get_board(board)
+    if runs < 1:
+        raise InputError(f"runs must be at least 1, got {runs}")
+    if isinstance(model, CompiledModel):
+        compiled = model
+    if isinstance(model, torch.export.ExportedProgram) and example_inputs is None and model.example_inputs:
+        example_inputs = tuple(model.example_inputs[0])
+    if isinstance(example_inputs, torch.Tensor):
+        example_inputs = (example_inputs,)
+    if compiled is None:
+        compiled = compile(model, example_inputs, **compile_options)
+    elif compile_options:
+        raise InputError(f"report() got compile options {sorted(compile_options)} with an already compiled model")
+    if example_inputs is None:  # an ONNX or loaded model: shapes and dtypes from the graph
+        example_inputs = tuple(torch.from_numpy(np.zeros(compiled.graph.tensors[n].shape, compiled.graph.tensors[n].dtype.numpy))
+                               for n in compiled.graph.inputs)
+    if simulate and simulation is None:
+        simulation = _simulate(compiled, example_inputs, target="cortex-m7", runs=runs, seed=seed, tol=tol,
+                               board=board, print_table=False)
+    target = simulation.targets[0] if simulation is not None else None
+    if target is not None:  # code and stack measured on the core that ran: no second simulation
+        memory = build_report(compiled.graph, compiled.source, measured_estimates(target.simulation))
+    else:
+        memory = memory_report(compiled, estimate=estimate)
+    verification = compare_stages(compiled, compiled.torch_model, example_inputs, runs, seed, tol, target)
+    quant = None
+    if compiled.quantization is not None:
+        data = quantization_data if quantization_data is not None else compile_options.get("calibration")
+        if data is None:
+            data = [[x.numpy() for x in s] for s in _seeded_inputs(compiled, example_inputs, runs, seed)]
+        quant = compiled.quantization_report(data).to_json()
+    sim = {**target.to_dict(), "estimates_note": simulation.assumptions.describe()} if target else None
+    page = build_page(memory, analyze_fit(memory, board).to_dict(), board.to_dict(), verification, sim, quant,
+                      _graph_facts(compiled, command))
+    if out is not None:
+        write_html(page, out)
+    return page
+
+
+def _graph_facts(compiled: CompiledModel, command: str | None) -> dict:
+    """What the page shows that the report dicts do not hold: dtypes, kernel variants, provenance."""
+    import datetime  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from . import __version__  # noqa: PLC0415
+
+    g = compiled.graph
+    return {
+        "inputs": [{"name": n, "shape": list(g.tensors[n].shape), "dtype": g.tensors[n].dtype.value} for n in g.inputs],
+        "outputs": [{"name": n, "shape": list(g.tensors[n].shape), "dtype": g.tensors[n].dtype.value} for n in g.outputs],
+        "kernels": [node.kernel for node in g.nodes],
+        "quantization": compiled.quantize_mode or "float32",
+        "version": __version__,
+        "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "command": command if command is not None else " ".join([sys.argv[0].rsplit("/", 1)[-1], *sys.argv[1:]]),
+    }

@@ -150,6 +150,13 @@ EXAMPLES = {
         ("modelblocks study net.py:Net -s 1,1,8,8 --data eval.npz --sparsity 0.5 --precision int8 -o study/ --json",
          "the points and the best point as JSON"),
     ],
+    "report": [
+        ("modelblocks report net.py:Net -w net.pth -s 1,3,32,32 -o report.html",
+         "one self-contained HTML page: summary, fit verdict, per-layer table, memory plot, verification"),
+        ("modelblocks report net.py:Net -w net.pth -s 1,3,32,32 -q int8 --calibration calib.npz --simulate "
+         "--board stm32h723zg -o report.html", "int8 with per-layer SQNR, and instruction counts from QEMU (Cortex-M7)"),
+        ("modelblocks report out/ -o report.html --json > page.json", "a compiled folder; the page model as JSON"),
+    ],
     "demo": [
         ("modelblocks demo", "compile the bundled TinyViT to build/demo/, verify the C against PyTorch, print the report"),
         ("modelblocks demo --out /tmp/demo", "the same in another folder"),
@@ -164,7 +171,7 @@ def _epilog(command: str | None) -> str:
     if command is None:
         lines += ["", "exit codes:"] + [textwrap.fill(text, 100, initial_indent=f"  {code:<4} ", subsequent_indent=" " * 7)
                                          for code, text in EXIT_CODES]
-        lines += ["", "--json (compile, verify, analyze, simulate, study): one JSON document on stdout, messages on "
+        lines += ["", "--json (compile, verify, analyze, simulate, study, report): one JSON document on stdout, messages on "
                       "stderr.", "Colours are off when stdout is not a terminal or NO_COLOR is set. Full guide: docs/cli.md"]
     else:
         lines += ["", "exit codes: 0 ok, 1 a check failed, 2 bad input, 3 internal error, 4 unsupported model, "
@@ -306,6 +313,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for study.csv, study.json and the plots")
     _json_option(p, "the points, the best point and failed checks")
     p.set_defaults(func=cmd_study)
+
+    p = _sub(sub, "report", help="write a self-contained HTML report: fit, per-layer costs, memory, verification",
+             description="Compile a model (or load a compiled folder), verify it (PyTorch, NumPy reference, host C "
+                         "and, with --simulate, QEMU on a Cortex-M7), check its fit on --board and write one "
+                         "self-contained HTML page (inline CSS and images, no script, no URL). Exits 1 if a check "
+                         "failed or the model does not fit the board.")
+    _model_options(p)
+    p.add_argument("-o", "--out", default="report.html", metavar="HTML", help="the page to write (default report.html)")
+    p.add_argument("--board", "-b", default="stm32h723zg", metavar="BOARD",
+                   help="board for the fit verdict (default stm32h723zg; any --target of `analyze`)")
+    p.add_argument("--simulate", action="store_true",
+                   help="also run the C in QEMU on a Cortex-M7: instruction counts per layer, measured code and stack")
+    p.add_argument("--no-estimate", action="store_true",
+                   help="without --simulate: skip the code size and stack estimates (flash = weights, RAM = arena)")
+    _verify_options(p, runs=3)
+    _json_option(p, "the page model (the numbers the page shows)")
+    _quantize_options(p)
+    p.set_defaults(func=cmd_report, parser=p)
 
     p = _sub(sub, "demo", help="run the bundled end-to-end demo")
     p.add_argument("--out", "-o", default="build/demo", metavar="DIR", help="output folder (default build/demo)")
@@ -764,6 +789,58 @@ def cmd_study(args) -> int:
         console.print(f"error: the C of {len(failed)} point(s) differs from its reference: {', '.join(failed)}; "
                       f"please report this to {ISSUES}", markup=False)
     return EXIT_OK if selection.point is not None and not failed else EXIT_CHECK_FAILED
+
+
+def _command_line(args) -> str:
+    """The command as typed, from the parsed options that differ from their defaults (for the page)."""
+    import shlex  # noqa: PLC0415
+
+    words = ["modelblocks", args.command]
+    for action in args.parser._actions:
+        value = getattr(args, action.dest, None)
+        if not action.option_strings:
+            words += [str(value)] if action.dest != "help" and value is not None else []
+        elif action.dest not in ("help", "json") and value not in (action.default, None, False, []):
+            flag = max(action.option_strings, key=len)
+            values = value if isinstance(value, list) else [value]
+            words += [flag] if value is True else [w for v in values for w in (flag, str(v))]
+    return shlex.join(words)
+
+
+def cmd_report(args) -> int:
+    from .api import report  # noqa: PLC0415
+    from .targets.boards import get_board  # noqa: PLC0415
+
+    _check_verify_options(args)
+    board = get_board(args.board)  # a bad name fails before the (slow) compile
+    if not args.out.lower().endswith((".html", ".htm")):
+        raise InputError(f"--out {args.out}: the report is an HTML file; name it *.html")
+    path = Path(args.model)
+    notes = []
+    if path.is_dir():  # a folder written by `modelblocks compile`: no PyTorch model to compare with
+        from .api import load  # noqa: PLC0415
+
+        if getattr(args, "quantize", None):
+            raise InputError(f"{path} is a compiled folder: it is already compiled, --quantize does not apply")
+        model, example = load(path), None
+    else:
+        loaded = _load(args)
+        notes = loaded.notes
+        model, example = _compile(loaded, args), loaded.example_inputs
+    with _working("verifying" + (" and simulating on cortex-m7 (QEMU)" if args.simulate else "") + ", writing the report"):
+        page = report(model, example, out=args.out, board=board, simulate=args.simulate, runs=args.runs,
+                      seed=args.seed, tol=args.tol, estimate=not args.no_estimate,
+                      quantization_data=getattr(args, "calibration", None), command=_command_line(args))
+    console = _console(args)
+    for note in notes:
+        console.print(f"note: {note}")
+    ok = page["fit"]["fits"] and (page["verification"] is None or page["verification"]["ok"])
+    if args.json:
+        _emit_json({**page, "out": args.out, "notes": list(notes)})
+    console.print(page["fit"]["text"], markup=False, soft_wrap=True)
+    console.print("verification " + ("passed" if page["verification"]["ok"] else "FAILED (see the page)"), markup=False)
+    console.print(f"wrote {args.out}", markup=False)
+    return EXIT_OK if ok else EXIT_CHECK_FAILED
 
 
 def cmd_demo(args) -> int:

@@ -41,15 +41,21 @@ def run(out_dir: str | Path = "build/demo", runs: int = 5) -> int:
         check.add_row(r.name, f"{r.max_abs_c:.2e}", f"{r.rel_l2_c:.2e}", f"{r.rel_l2_ref:.2e}",
                       "[green]OK[/green]" if good else "[red]FAIL[/red]")
     console.print(check)
-    ok &= _on_the_microcontroller(compiled, model, example, Path(out), console)
-    files = sorted(p.name for p in out.iterdir() if p.is_file())
+    simulation = _on_the_microcontroller(compiled, model, example, Path(out), console)
+    ok &= simulation is None or simulation.ok
+    # the page reuses the QEMU run above (same seed, its runs): nothing is simulated twice
+    page = api.report(compiled, example, out=Path(out) / "report.html", runs=runs, simulation=simulation,
+                      command="make demo")
+    ok &= page["verification"]["ok"]
+    files = sorted(p.name for p in out.iterdir() if p.is_file())  # report.html among them
     console.print(f"wrote {out}/: {', '.join(files)} (+ ir/ with model.json and weights)")
     console.print(f"C API: int {compiled.prefix}_run(...); see {out}/{compiled.prefix}.h")
     return 0 if ok else 1
 
 
-def _on_the_microcontroller(compiled, model, example, out: Path, console) -> bool:
-    """The Cortex-M7 in QEMU (outputs, instructions, flash, RAM) and the NUCLEO-H723ZG firmware."""
+def _on_the_microcontroller(compiled, model, example, out: Path, console):
+    """The Cortex-M7 in QEMU (outputs, instructions, flash, RAM) and the NUCLEO-H723ZG firmware; returns
+    the SimulationReport (None without the Arm toolchain)."""
     from ..reports.simulation import format_target  # noqa: PLC0415
     from ..targets.firmware import build_firmware, write_firmware_project  # noqa: PLC0415
     from ..targets.qemu import have_toolchain  # noqa: PLC0415
@@ -57,7 +63,7 @@ def _on_the_microcontroller(compiled, model, example, out: Path, console) -> boo
     if not have_toolchain():
         console.print("[yellow]skipped the Cortex-M7 simulation and firmware: arm-none-eabi-gcc / qemu-system-arm "
                       "missing (make install sets them up)[/yellow]")
-        return True
+        return None
     report = api.simulate(model, example, target="cortex-m7", runs=2, compiled=compiled,
                           workdir=out / "qemu", print_table=False)
     console.print(format_target(report.targets[0], report.macs, report.assumptions), markup=False, soft_wrap=True)
@@ -66,4 +72,4 @@ def _on_the_microcontroller(compiled, model, example, out: Path, console) -> boo
     console.print(f"NUCLEO-H723ZG firmware: {project}/ built {fw.elf.name}, {fw.bin.name}, {fw.hex.name} "
                   f"(flash {fw.sizes.flash:,} B, static RAM {fw.sizes.ram_static:,} B); "
                   f"`make -C {project} flash` programs the board", markup=False, soft_wrap=True)
-    return report.ok
+    return report
