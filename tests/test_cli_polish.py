@@ -4,6 +4,7 @@ off a terminal, and docs/ops.md and docs/cli.md in step with the code."""
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -201,9 +202,19 @@ def test_docs_ops_md_is_current():
 
 
 def test_docs_cli_md_covers_every_command_and_exit_code():
+    """docs/cli.md has the conventions and exit codes and links one page per command; each page
+    names every long option of its command (or the conventions do, for the shared ones)."""
     text = (REPO / "docs" / "cli.md").read_text()
-    for command in COMMANDS:
-        assert f"## modelblocks {command}" in text
     for number, _ in cli.EXIT_CODES:
         assert f"| {number} |" in text
+    parser = cli.build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(commands.choices) == set(COMMANDS)
+    for command in COMMANDS:
+        page = REPO / "docs" / "cli" / f"{command}.md"
+        assert f"(cli/{command}.md)" in text
+        body = page.read_text()
+        assert body.startswith(f"# modelblocks {command}\n")
+        options = {o for a in commands.choices[command]._actions for o in a.option_strings if o.startswith("--")}
+        assert not [o for o in sorted(options - {"--help"}) if o not in body and o not in text], command
     assert (REPO / "docs" / "adding-an-op.md").is_file()
