@@ -293,9 +293,10 @@ def test_embedding_with_positions_and_padding_mask():
 
 def test_embedding_out_of_range_gives_zero_rows():
     emb = nn.Embedding(4, 3).eval()
-    compiled = modelblocks.compile(emb, torch.tensor([0, 1, 2]))
-    bad = np.array([3, -1, 4], dtype=np.int64)  # torch would raise on -1 and 4
-    want = np.stack([emb.weight.detach().numpy()[3], np.zeros(3), np.zeros(3)]).astype(np.float32)
+    compiled = modelblocks.compile(emb, torch.tensor([0, 1, 2, 3, 0]))
+    bad = np.array([3, -1, 4, -4, -5], dtype=np.int64)  # torch would raise on all but 3; NumPy wraps -1 and -4
+    table = emb.weight.detach().numpy()
+    want = np.stack([table[3], table[3], np.zeros(3), table[0], np.zeros(3)]).astype(np.float32)
     for got in (compiled.run_reference([bad])[0], compiled.run_c([bad])[0], compiled.run_sanitized([bad])[0]):
         np.testing.assert_array_equal(got, want)
 

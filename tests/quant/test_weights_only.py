@@ -134,13 +134,14 @@ def test_embedding_w8_bit_exact():
 
 def test_embedding_w8_out_of_range_rows_are_zero():
     """torch raises on a bad index; the kernel writes a zero row (and the interpreter agrees)."""
-    graph = quantize_weights.run(modelblocks.compile(nn.Embedding(7, 4).eval(), torch.randint(0, 7, (6,))).graph)
+    graph = quantize_weights.run(modelblocks.compile(nn.Embedding(7, 4).eval(), torch.randint(0, 7, (8,))).graph)
     compiled = CompiledModel(graph)
-    idx = np.array([0, -1, 6, 7, 3, 2**31 - 1], dtype=np.int32)
+    idx = np.array([0, -8, 6, 7, 3, 2**31 - 1, -(2**31), -7], dtype=np.int32)
     (ref,) = compiled.run_reference([idx])
     np.testing.assert_array_equal(compiled.run_c([idx])[0], ref)
     np.testing.assert_array_equal(compiled.run_sanitized([idx])[0], ref)
-    assert not ref[[1, 3, 5]].any() and ref[[0, 2, 4]].any()
+    assert not ref[[1, 3, 5, 6]].any() and ref[[0, 2, 4]].any()
+    np.testing.assert_array_equal(ref[7], ref[0])  # -7 counts from the end of the 7 rows, as NumPy does
 
 
 class EmbedConvHead(nn.Module):

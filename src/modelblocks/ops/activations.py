@@ -145,11 +145,17 @@ for _u in UNARY:
 
 # -- ONNX ------------------------------------------------------------------------------------------
 
-def _onnx_hardsigmoid(ctx):
+@converts_onnx("HardSigmoid")
+def _from_onnx_hardsigmoid(ctx, node):
+    """max(0, min(1, alpha * x + beta)): the hardsigmoid op for PyTorch's alpha 1/6, beta 0.5 (what
+    torch.onnx writes), else a multiply-add and a clamp (ONNX's default alpha is 0.2)."""
+    x = ctx.input(0)
     alpha, beta = float(ctx.attr("alpha", 0.2)), float(ctx.attr("beta", 0.5))
-    if abs(alpha - 1.0 / 6.0) > 1e-6 or abs(beta - 0.5) > 1e-6:
-        raise ValueError(f"HardSigmoid with alpha={alpha}, beta={beta} is not supported (torch's 1/6, 0.5 is)")
-    return {}
+    if abs(alpha - 1.0 / 6.0) <= 1e-7 and beta == 0.5:
+        return ctx.emit1("hardsigmoid", [x])
+    y = ctx.emit1("mul", [x, ctx.constant(np.array(alpha, dtype=np.float32), "alpha")])
+    y = ctx.emit1("add", [y, ctx.constant(np.array(beta, dtype=np.float32), "beta")])
+    return ctx.emit1("clamp", [y], {"min": 0.0, "max": 1.0})
 
 
 def _onnx_selu(ctx):
@@ -176,7 +182,6 @@ ONNX_UNARY: dict[str, tuple[str, Callable]] = {
     "Selu": ("elu", _onnx_selu),
     "Softplus": ("softplus", lambda ctx: {}),
     "HardSwish": ("hardswish", lambda ctx: {}),
-    "HardSigmoid": ("hardsigmoid", _onnx_hardsigmoid),
     "Mish": ("mish", lambda ctx: {}),
 }
 

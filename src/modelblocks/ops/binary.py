@@ -179,3 +179,15 @@ def _from_onnx_binary(ctx, node):
     for other in names[1:]:
         y = ctx.emit1(op, [y, ctx.tensor(other)])
     return y
+
+
+@converts_onnx("Sum", "Mean")
+def _from_onnx_sum_mean(ctx, node):
+    """Variadic, broadcasting: a chain of adds (Mean then divides by the operand count)."""
+    names = [i for i in node.input if i]
+    y = ctx.tensor(names[0])
+    for other in names[1:]:
+        y = ctx.emit1("add", [y, ctx.tensor(other)])
+    if node.op_type == "Mean" and len(names) > 1:
+        y = ctx.emit1("div", [y, ctx.constant(np.array(len(names), dtype=np.float32), "count")])
+    return y

@@ -22,7 +22,8 @@ with 4 output channels at a time). The GEMM kernels read the weight re-laid-out 
 of 4 output channels (`_weight_panels`, the same number of floats as w).
 
 Sources: aten.conv1d/conv2d (.default and .padding, whose padding is 'same' or 'valid'),
-aten.convolution / aten._convolution (transposed or not), aten.conv_transpose1d/2d.
+aten.convolution / aten._convolution (transposed or not), aten.conv_transpose1d/2d; ONNX Conv and
+ConvTranspose (pads with begin >= end: the crop is `padding` = begin plus a larger output_padding).
 Reflect / replicate / circular padding_mode exports as a pad op before the conv (ops/resize.py).
 """
 
@@ -501,3 +502,37 @@ def _from_onnx_conv(ctx, node):
     pads = onnx_pads(ctx, ctx.shape(x)[2:], kernel, stride, dilation, nsp)
     attrs = {"stride": stride, "padding": pads, "dilation": dilation, "groups": int(ctx.attr("group", 1))}
     return ctx.emit1("conv", [x, ctx.input(1), ctx.input(2)], attrs)
+
+
+@converts_onnx("ConvTranspose")
+def _from_onnx_conv_transpose(ctx, node):
+    """pads (begins, ends) -> the IR's symmetric crop `padding` = begin plus `output_padding` grown by
+    begin - end, which crops the same window; auto_pad SAME_* and output_shape are refused."""
+    x = ctx.input(0)
+    w_shape = ctx.input_shape(1)
+    nsp = len(w_shape) - 2
+    if nsp not in (1, 2):
+        raise ctx.unsupported(f"{nsp}-D transposed convolution is not supported (1-D and 2-D are)")
+    kernel = tuple(int(k) for k in ctx.attr("kernel_shape", w_shape[2:]))
+    if kernel != tuple(w_shape[2:]):
+        raise ctx.unsupported(f"kernel_shape {list(kernel)} differs from the weight's {list(w_shape[2:])}")
+    if ctx.has_attr("output_shape"):
+        raise ctx.unsupported(f"attribute output_shape={list(ctx.attr('output_shape'))} is not supported "
+                              "(give pads and output_padding instead)")
+    auto = str(ctx.attr("auto_pad", "NOTSET"))
+    if auto not in ("NOTSET", "VALID"):
+        raise ctx.unsupported(f"attribute auto_pad={auto!r} is not supported (NOTSET and VALID are)")
+    stride = tuple(int(s) for s in ctx.attr("strides", (1,) * nsp))
+    dilation = tuple(int(d) for d in ctx.attr("dilations", (1,) * nsp))
+    out_pad = tuple(int(p) for p in ctx.attr("output_padding", (0,) * nsp))
+    pads = tuple(int(p) for p in ctx.attr("pads", (0,) * (2 * nsp))) if auto == "NOTSET" else (0,) * (2 * nsp)
+    if len(pads) != 2 * nsp or len(stride) != nsp or len(dilation) != nsp or len(out_pad) != nsp:
+        raise ctx.unsupported(f"pads {list(pads)}, strides, dilations and output_padding do not fit {nsp}-D")
+    begins, ends = pads[:nsp], pads[nsp:]
+    grown = tuple(op + b - e for op, b, e in zip(out_pad, begins, ends))
+    if any(p < 0 for p in begins + grown):
+        raise ctx.unsupported(f"attribute pads={list(pads)} with output_padding={list(out_pad)} is not supported "
+                              "(end pads larger than begin pads plus output_padding)")
+    attrs = {"stride": stride, "padding": begins, "output_padding": grown, "dilation": dilation,
+             "groups": int(ctx.attr("group", 1))}
+    return ctx.emit1("conv_transpose", [x, ctx.input(1), ctx.input(2)], attrs)

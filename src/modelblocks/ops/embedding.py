@@ -2,8 +2,9 @@
 
 Sources: aten.embedding (nn.Embedding, F.embedding). Weight is [num, dim] (float32), indices are
 int32 of any shape (torch's int64 inputs arrive as int32). padding_idx only affects training and
-is ignored. An index outside [0, num) -- torch raises an error there -- gives a row of zeros in
-both the reference and the C kernel (which counts them in its return value), never an
+is ignored. An index in [-num, 0) counts from the end, as NumPy and ONNX Gather (which also
+lands here) do. Any other index outside [0, num) -- torch raises an error there -- gives a row of
+zeros in both the reference and the C kernel (which counts them in its return value), never an
 out-of-bounds read.
 """
 
@@ -27,6 +28,7 @@ def _infer(node, ins):
 def _reference(node, args):
     w, idx = args
     idx = np.asarray(idx, dtype=np.int64)
+    idx = np.where((idx < 0) & (idx >= -w.shape[0]), idx + w.shape[0], idx)  # from the end, as NumPy does
     valid = (idx >= 0) & (idx < w.shape[0])
     rows = w[np.where(valid, idx, 0)] if w.shape[0] else np.zeros(idx.shape + (w.shape[1],), np.float32)
     return [np.where(valid[..., None], rows, np.float32(0)).astype(np.float32)]
@@ -41,7 +43,7 @@ def _emit(ctx, node):
 
 register(OpDef(
     name="embedding", infer=_infer, reference=_reference, emit=_emit, kernels=("mb_embedding",),
-    num_inputs=(2, 2), doc="row lookup weight[indices]; out-of-range indices give zero rows",
+    num_inputs=(2, 2), doc="row lookup weight[indices]; [-num, 0) counts from the end, other out-of-range indices give zero rows",
 ))
 
 

@@ -9,7 +9,8 @@ track_running_stats=True uses its running statistics at inference: that is a per
 multiply-add, emitted as the batch_norm op.
 
 Sources: aten.group_norm, aten.native_group_norm (mean / rstd outputs not produced),
-aten.instance_norm.
+aten.instance_norm; ONNX InstanceNormalization and GroupNormalization (opset 18's per-group scale /
+bias repeated over each group's channels; 21's per-channel ones as they are).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from ..ir.dtypes import DType
 from .batch_norm import from_running_stats
-from .registry import Attr, OpDef, converts, numel, register
+from .registry import Attr, OpDef, converts, converts_onnx, numel, register
 
 
 def _infer(node, ins):
@@ -105,3 +106,39 @@ def _from_instance_norm(ctx, fx):
                          {"groups": c, "eps": eps})
     # running statistics (InstanceNorm(track_running_stats=True) in eval mode): a per-channel affine
     return from_running_stats(ctx, x, a, "InstanceNorm")
+
+
+# -- ONNX ------------------------------------------------------------------------------------------
+
+@converts_onnx("InstanceNormalization")
+def _from_onnx_instance_norm(ctx, node):
+    x = ctx.input(0)
+    if len(ctx.shape(x)) < 3:
+        raise ctx.unsupported(f"input of shape {list(ctx.shape(x))} is not (N, C, *spatial)")
+    return ctx.emit1("group_norm", [x, ctx.input(1), ctx.input(2)],
+                     {"groups": ctx.shape(x)[1], "eps": float(ctx.attr("epsilon", 1e-5))})
+
+
+@converts_onnx("GroupNormalization")
+def _from_onnx_group_norm(ctx, node):
+    """scale / bias hold one value per channel from opset 21 on, one per group in opset 18 (repeated
+    here over each group's channels, which needs them constant)."""
+    x = ctx.input(0)
+    shape = ctx.shape(x)
+    groups = int(ctx.attr("num_groups"))
+    if len(shape) < 2 or groups < 1 or shape[1] % groups:
+        raise ctx.unsupported(f"attribute num_groups={groups} does not divide the channels of {list(shape)}")
+    if int(ctx.attr("stash_type", 1)) != 1:
+        raise ctx.unsupported(f"attribute stash_type={ctx.attr('stash_type')} is not supported (1, float32, is)")
+    affine = []
+    for i, what in ((1, "scale"), (2, "bias")):
+        if ctx.input_shape(i) == (shape[1],):
+            affine.append(ctx.input(i))
+        elif ctx.input_shape(i) == (groups,):
+            value = ctx.required_const(i, f"per-group {what}")
+            per_channel = np.repeat(np.asarray(value, dtype=np.float32), shape[1] // groups)
+            affine.append(ctx.constant(per_channel, what))
+        else:
+            raise ctx.unsupported(f"{what} of shape {list(ctx.input_shape(i))} fits neither {shape[1]} channels "
+                                  f"nor {groups} groups")
+    return ctx.emit1("group_norm", [x, *affine], {"groups": groups, "eps": float(ctx.attr("epsilon", 1e-5))})

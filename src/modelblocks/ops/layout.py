@@ -16,6 +16,10 @@ The IR ops keep their meaning (a permute stays a `permute` node with its `perm`)
 such as the NCHW->NHWC layout pass can reason about them. All ops move any dtype: the kernels exist
 for float, int32, int16, int8 and uint8/bool elements (`SUFFIX`).
 
+ONNX: Transpose, Slice (a negative step slices the flipped axis), Gather (constant indices here,
+run-time indices as an `embedding` lookup), Expand, Tile, DepthToSpace (CRD is pixel_shuffle, DCR a
+reshape / permute / reshape) and SpaceToDepth (reshape / permute / reshape).
+
 Conversions that would be a no-op (an identity permutation, a full slice, a repeat by ones, an
 expand to the same shape) return their input and add no node.
 """
@@ -702,8 +706,8 @@ def _from_onnx_transpose(ctx, node):
 
 @converts_onnx("Slice")
 def _from_onnx_slice(ctx, node):
-    """starts/ends/axes: attributes before opset 10, (constant) inputs with steps from 10 on. Positive
-    steps only; ends past the dimension (INT_MAX) are clamped."""
+    """starts/ends/axes: attributes before opset 10, (constant) inputs with steps from 10 on. Ends past
+    the dimension (INT_MAX) are clamped; a negative step slices the flipped axis."""
     x = ctx.input(0)
     shape = ctx.shape(x)
     rank = len(shape)
@@ -721,9 +725,13 @@ def _from_onnx_slice(ctx, node):
     y = x
     for start, end, axis, step in zip(starts, ends, axes, steps):
         axis = ctx.dim(axis, rank)
-        if step < 1:
-            raise ctx.unsupported(f"Slice step {step} is not supported (positive steps are)")
+        if step == 0:
+            raise ctx.unsupported("Slice step 0 is not valid")
         n = shape[axis]
+        if step < 0:  # walk the flipped axis forwards: index i there is n - 1 - i here
+            start = min(max(start + n if start < 0 else start, 0), n - 1)
+            end = min(max(end + n if end < 0 else end, -1), n - 1)
+            y, start, end, step = flip(ctx, y, (axis,)), n - 1 - start, n - 1 - end, -step
         end = min(end, n) if end >= 0 else max(end, -n - 1)
         start = min(start, n) if start >= 0 else max(start, -n)
         y = slice_(ctx, y, axis, start, end, step)
@@ -737,6 +745,8 @@ def _from_onnx_gather(ctx, node):
     x = ctx.input(0)
     shape = ctx.shape(x)
     axis = ctx.dim(int(ctx.attr("axis", 0)), len(shape))
+    if ctx.const(1) is None:
+        return _onnx_gather_lookup(ctx, x, axis)
     idx = _constant_indices(ctx, ctx.input_name(1), "Gather")
     if idx.ndim == 0:
         return select(ctx, x, axis, int(idx))
@@ -745,3 +755,86 @@ def _from_onnx_gather(ctx, node):
         return y
     out = shape[:axis] + tuple(idx.shape) + shape[axis + 1:]
     return reshape(ctx, y, out)
+
+
+def _onnx_gather_lookup(ctx, x: str, axis: int) -> str:
+    """Gather with indices computed at run time: a row lookup (embedding) of x seen as [x.shape[axis], rest],
+    with the gathered axis moved to the front first and the index dims moved back to `axis` after.
+    Negative indices count from the end, as ONNX says (the embedding kernel does that)."""
+    idx = ctx.input(1)
+    if ctx.info(idx).dtype != DType.int32:
+        raise ctx.unsupported(f"Gather indices of dtype {ctx.info(idx).dtype.value} computed from the model's "
+                              "inputs are not supported (integer indices, or compile-time constant ones, are)")
+    if ctx.info(x).dtype != DType.float32:
+        raise ctx.unsupported(f"Gather of {ctx.info(x).dtype.value} data with indices computed from the model's "
+                              "inputs is not supported (float32 data is)")
+    shape, ishape = ctx.shape(x), ctx.shape(idx)
+    rank = len(shape)
+    front = permute(ctx, x, (axis,) + tuple(d for d in range(rank) if d != axis))
+    rest = tuple(d for k, d in enumerate(shape) if k != axis)
+    table = front if rank == 2 and axis == 0 else ctx.emit1("reshape", [front], {"shape": (shape[axis], numel(rest))})
+    y = ctx.emit1("embedding", [table, idx])
+    if rest != (numel(rest),):
+        y = ctx.emit1("reshape", [y], {"shape": ishape + rest})
+    if axis == 0:
+        return y
+    k = len(ishape)
+    perm = tuple(range(k, k + axis)) + tuple(range(k)) + tuple(range(k + axis, k + rank - 1))
+    return permute(ctx, y, perm)
+
+
+@converts_onnx("Expand")
+def _from_onnx_expand(ctx, node):
+    """The output shape broadcasts x's shape with the (constant) shape input both ways, as NumPy does."""
+    x = ctx.input(0)
+    want = tuple(int(v) for v in np.asarray(ctx.required_const(1, "shape")).reshape(-1))
+    try:
+        out = tuple(int(d) for d in np.broadcast_shapes(ctx.shape(x), want))
+    except ValueError:
+        raise ctx.unsupported(f"shape {list(want)} does not broadcast with the input's {list(ctx.shape(x))}") from None
+    return expand(ctx, x, out)
+
+
+@converts_onnx("Tile")
+def _from_onnx_tile(ctx, node):
+    x = ctx.input(0)
+    reps = tuple(int(v) for v in np.asarray(ctx.required_const(1, "repeats")).reshape(-1))
+    if len(reps) != _rank(ctx, x) or any(r < 1 for r in reps):
+        raise ctx.unsupported(f"repeats {list(reps)} must be positive and one per dim of {list(ctx.shape(x))}")
+    if all(r == 1 for r in reps):
+        return x
+    return ctx.emit1("repeat", [x], {"repeats": reps})
+
+
+def _blocks_rearranged(ctx, x: str, split: tuple, perm: tuple, out: tuple) -> str:
+    """reshape -> permute -> reshape: the general form of DepthToSpace / SpaceToDepth."""
+    y = ctx.emit1("reshape", [x], {"shape": split})
+    return ctx.emit1("reshape", [permute(ctx, y, perm)], {"shape": out})
+
+
+@converts_onnx("DepthToSpace")
+def _from_onnx_depth_to_space(ctx, node):
+    """CRD is PyTorch's pixel_shuffle; DCR (the default) takes the blocks from the outer channel bits."""
+    x = ctx.input(0)
+    b = int(ctx.attr("blocksize"))
+    mode = str(ctx.attr("mode", "DCR"))
+    if len(ctx.shape(x)) != 4 or b < 1 or ctx.shape(x)[1] % (b * b):
+        raise ctx.unsupported(f"blocksize {b} does not fit input {list(ctx.shape(x))} (N, C, H, W)")
+    n, c, h, w = ctx.shape(x)
+    co = c // (b * b)
+    if mode == "CRD":
+        return ctx.emit1("pixel_shuffle", [x], {"factor": b})
+    if mode != "DCR":
+        raise ctx.unsupported(f"attribute mode={mode!r} is not supported (DCR and CRD are)")
+    return _blocks_rearranged(ctx, x, (n, b, b, co, h, w), (0, 3, 4, 1, 5, 2), (n, co, h * b, w * b))
+
+
+@converts_onnx("SpaceToDepth")
+def _from_onnx_space_to_depth(ctx, node):
+    """Output channel (bh * b + bw) * C + c: blocks outermost, unlike PyTorch's pixel_unshuffle."""
+    x = ctx.input(0)
+    b = int(ctx.attr("blocksize"))
+    if len(ctx.shape(x)) != 4 or b < 1 or ctx.shape(x)[2] % b or ctx.shape(x)[3] % b:
+        raise ctx.unsupported(f"blocksize {b} does not divide the height and width of {list(ctx.shape(x))}")
+    n, c, h, w = ctx.shape(x)
+    return _blocks_rearranged(ctx, x, (n, c, h // b, b, w // b, b), (0, 3, 5, 1, 2, 4), (n, c * b * b, h // b, w // b))

@@ -2,7 +2,8 @@
 
 Sources: aten.prelu (nn.PReLU, F.prelu) and aten._prelu_kernel (whose weight is already shaped
 to broadcast over the channel dim: (C, 1, ...)). For inputs of rank < 2 there is no channel dim
-and the weight must hold a single slope, as in torch.
+and the weight must hold a single slope, as in torch. ONNX PRelu: one slope, or one per channel
+aligned with dim 1 (ONNX broadcasts the slope from the right, so [C] against (N, C, H, W) is not).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.dtypes import DType
-from .registry import OpDef, Prop, converts, numel, register
+from .registry import OpDef, Prop, converts, converts_onnx, numel, register
 
 
 def _channels(shape, w_numel):
@@ -67,5 +68,21 @@ def _from_prelu(ctx, fx):
         raise ctx.unsupported(f"prelu weight {list(ws)} for input {list(xs)}: only one slope or one "
                               "per channel (dim 1) is supported")
     if len(ws) != 1:
+        w = ctx.emit1("reshape", [w], {"shape": (n,)})
+    return ctx.emit1("prelu", [x, w])
+
+
+@converts_onnx("PRelu")
+def _from_onnx_prelu(ctx, node):
+    """slope broadcasts unidirectionally against x (NumPy rules from the right): one slope, or one per
+    channel (dim 1) like nn.PReLU's exported [C, 1, 1]."""
+    x, w = ctx.input(0), ctx.input(1)
+    xs, ws = ctx.shape(x), ctx.shape(w)
+    n = numel(ws)
+    aligned = (1,) * (len(xs) - len(ws)) + tuple(ws)
+    if not (n == 1 or (len(aligned) == len(xs) and len(xs) >= 2 and aligned[1] == xs[1] == n)):
+        raise ctx.unsupported(f"slope of shape {list(ws)} for input {list(xs)} is not supported (one slope, or "
+                              "one per channel along dim 1, are)")
+    if ws != (n,):
         w = ctx.emit1("reshape", [w], {"shape": (n,)})
     return ctx.emit1("prelu", [x, w])

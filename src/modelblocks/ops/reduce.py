@@ -3,7 +3,8 @@ argmax / argmin (int32 indices along one dim or over the flattened tensor).
 
 Sources: aten.sum (.dim_IntList, .default), aten.mean (.dim, .default), aten.amax, aten.amin,
 aten.max/min (.default: over everything; .dim: values and indices), aten.var and aten.std
-(.correction, .dim, .default), aten.argmax, aten.argmin. An empty or absent dim list reduces
+(.correction, .dim, .default), aten.argmax, aten.argmin; ONNX ReduceSum / ReduceMean / ReduceMax /
+ReduceMin and ArgMax / ArgMin (select_last_index=0). An empty or absent dim list reduces
 every dim, as torch does. Global average pooling `x.mean((2, 3))` is reduce(mean, axes=(2, 3)).
 
 Indices are int32 in the IR (torch returns int64; the runtime compares values). The C kernel
@@ -288,3 +289,15 @@ def _from_onnx_reduce(ctx, node):
             return ctx.input(0)
         axes = None
     return _reduce(ctx, ctx.input_name(0), kind, axes, bool(ctx.attr("keepdims", 1)))
+
+
+@converts_onnx("ArgMax", "ArgMin")
+def _from_onnx_argmax(ctx, node):
+    """int32 indices (ONNX's int64, narrowed as every 64-bit value); select_last_index=1 is refused."""
+    x = ctx.input(0)
+    if ctx.info(x).dtype != DType.float32:
+        raise ctx.unsupported(f"{node.op_type} of a {ctx.info(x).dtype.value} tensor is not supported (float32 only)")
+    if int(ctx.attr("select_last_index", 0)):
+        raise ctx.unsupported("attribute select_last_index=1 is not supported (the first extreme index is returned)")
+    dim = ctx.dim(int(ctx.attr("axis", 0)), len(ctx.shape(x)))
+    return ctx.emit1(node.op_type.lower(), [x], {"dim": dim, "keepdim": bool(ctx.attr("keepdims", 1))})

@@ -16,7 +16,9 @@ circular (PyTorch crops before wrapping there, which this gather does not reprod
 
 Sources: aten.upsample_nearest1d/2d, aten._upsample_nearest_exact1d/2d, aten.upsample_linear1d,
 aten.upsample_bilinear2d (.vec and .default), aten.pad, aten.constant_pad_nd,
-aten.reflection_pad1d/2d/3d, aten.replication_pad1d/2d/3d, aten._pad_circular.
+aten.reflection_pad1d/2d/3d, aten.replication_pad1d/2d/3d, aten._pad_circular; ONNX Pad, and ONNX
+Resize / Upsample wherever an upsample node's tables equal ONNX's mapping (checked per axis at
+compile time; other coordinate_transformation_mode / nearest_mode combinations are refused).
 """
 
 from __future__ import annotations
@@ -328,3 +330,148 @@ def _from_onnx_pad(ctx, node):
     if not any(pads):
         return x
     return ctx.emit1("pad", [x], {"pads": tuple(pads), "mode": mode, "value": value})
+
+
+# -- ONNX Resize / Upsample: the IR's upsample when its index tables give exactly ONNX's mapping --------
+
+_ONNX_COORDS = ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_half_pixel_for_nn")
+_ONNX_NEAREST = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
+
+
+def _onnx_source_coords(coords: str, n_in: int, n_out: int, scale: float) -> np.ndarray:
+    """ONNX's source coordinate of each output index along one axis, in float32 as onnxruntime computes it."""
+    f32 = np.float32
+    i, s = np.arange(n_out, dtype=f32), f32(scale)
+    if coords == "half_pixel" or (coords == "pytorch_half_pixel" and n_out > 1):
+        return (i + f32(0.5)) / s - f32(0.5)
+    if coords == "pytorch_half_pixel":
+        return np.zeros(n_out, f32)
+    if coords == "align_corners":
+        return np.zeros(n_out, f32) if n_out == 1 else i * (f32(n_in - 1) / f32(n_out - 1))
+    if coords == "tf_half_pixel_for_nn":
+        return (i + f32(0.5)) / s
+    return i / s  # asymmetric
+
+
+def _onnx_axis_matrix(mode: str, coords: str, nearest: str, n_in: int, n_out: int, scale: float) -> np.ndarray:
+    """[n_out, n_in] interpolation matrix of ONNX Resize along one axis."""
+    x = _onnx_source_coords(coords, n_in, n_out, scale).astype(np.float64)
+    m = np.zeros((n_out, n_in))
+    rows = np.arange(n_out)
+    if mode == "nearest":
+        pick = {"round_prefer_floor": lambda v: np.ceil(v - 0.5), "round_prefer_ceil": lambda v: np.floor(v + 0.5),
+                "floor": np.floor, "ceil": np.ceil}[nearest]
+        m[rows, np.clip(pick(x), 0, n_in - 1).astype(np.int64)] = 1.0
+        return m
+    x = np.clip(x, 0, n_in - 1)
+    i0 = np.floor(x).astype(np.int64)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    lam = x - i0
+    np.add.at(m, (rows, i0), 1.0 - lam)
+    np.add.at(m, (rows, i1), lam)
+    return m
+
+
+def _ir_axis_matrices(attrs: dict, shape) -> list[np.ndarray]:
+    """The [out, in] matrix of each resized axis for an upsample node with `attrs` on an input of `shape`."""
+    from ..ir.graph import Node  # noqa: PLC0415
+
+    rows, cols = _tables_2d(Node("probe", "upsample", ("x",), ("y",), attrs), shape)
+    mats = []
+    for (i0, i1, w0, w1), n_in in ((rows, shape[2] if len(shape) == 4 else 1), (cols, shape[-1])):
+        m = np.zeros((len(i0), n_in))
+        np.add.at(m, (np.arange(len(i0)), i0), w0.astype(np.float64))
+        np.add.at(m, (np.arange(len(i0)), i1), w1.astype(np.float64))
+        mats.append(m)
+    return mats[1:] if len(shape) == 3 else mats
+
+
+def _onnx_resize(ctx, x: str, scales, sizes, mode: str, coords: str, nearest: str) -> str:
+    """Resize x's spatial axes (all others must keep their size) with ONNX's semantics, as an upsample
+    node whose tables reproduce ONNX's mapping (to 1e-6 for linear weights), else UnsupportedOpError."""
+    shape = ctx.shape(x)
+    rank = len(shape)
+    if ctx.info(x).dtype != DType.float32:
+        raise ctx.unsupported(f"resizing a {ctx.info(x).dtype.value} tensor is not supported (float32 is)")
+    if sizes is not None:
+        out = tuple(int(v) for v in sizes)
+        scale = tuple(float(np.float32(o) / np.float32(n)) for o, n in zip(out, shape))
+    else:
+        scale = tuple(float(v) for v in scales)
+        out = tuple(int(np.floor(np.float32(n) * np.float32(s))) for n, s in zip(shape, scale))
+    if len(out) != rank:
+        raise ctx.unsupported(f"{len(out)} scales/sizes for an input of rank {rank}")
+    if out[:2] != shape[:2] or rank not in (3, 4):
+        raise ctx.unsupported(f"resizing {list(shape)} to {list(out)} is not supported: only the last 1 or 2 "
+                              "dimensions of an (N, C, L) or (N, C, H, W) input can be resized")
+    if out == shape and (mode == "nearest" or coords in ("half_pixel", "pytorch_half_pixel", "align_corners")):
+        return x  # every transform maps each index onto itself
+    want = [_onnx_axis_matrix(mode, coords, nearest, n, o, s) for n, o, s in zip(shape[2:], out[2:], scale[2:])]
+    ir_modes = ("nearest", "nearest_exact") if mode == "nearest" else ("linear",)
+    for ir_mode in ir_modes:
+        for align in ((False, True) if ir_mode == "linear" else (False,)):
+            for ir_scales in (scale[2:], (0.0,) * (rank - 2)):
+                attrs = {"mode": ir_mode, "align_corners": align, "size": out[2:], "scales": tuple(ir_scales)}
+                got = _ir_axis_matrices(attrs, shape)
+                if all(g.shape == w.shape and np.allclose(g, w, rtol=0, atol=1e-6) for g, w in zip(got, want)):
+                    return ctx.emit1("upsample", [x], attrs)
+    detail = f", nearest_mode={nearest!r}" if mode == "nearest" else ""
+    raise ctx.unsupported(f"mode={mode!r} with coordinate_transformation_mode={coords!r}{detail} from "
+                          f"{list(shape)} to {list(out)} picks source pixels the IR's upsample (PyTorch's "
+                          "nearest / nearest-exact / bilinear rules) cannot reproduce exactly")
+
+
+@converts_onnx("Resize")
+def _from_onnx_resize(ctx, node):
+    """Resize-10: (X, scales), asymmetric; 11+: (X, roi, scales, sizes) with coordinate_transformation_mode
+    and nearest_mode; 18+: axes, antialias, keep_aspect_ratio_policy."""
+    x = ctx.input(0)
+    rank = len(ctx.shape(x))
+    mode = str(ctx.attr("mode", "nearest"))
+    if mode not in ("nearest", "linear"):
+        raise ctx.unsupported(f"attribute mode={mode!r} is not supported (nearest and linear are)")
+    if ctx.opset < 11:
+        scales, sizes = ctx.required_const(1, "scales"), None
+        coords, nearest = "asymmetric", "floor"
+    else:
+        coords = str(ctx.attr("coordinate_transformation_mode", "half_pixel"))
+        nearest = str(ctx.attr("nearest_mode", "round_prefer_floor"))
+        scales = ctx.required_const(2, "scales") if ctx.has_input(2) else None
+        sizes = ctx.required_const(3, "sizes") if ctx.has_input(3) else None
+        if scales is not None and np.asarray(scales).size == 0:
+            scales = None
+        if (scales is None) == (sizes is None or np.asarray(sizes).size == 0):
+            raise ctx.unsupported("exactly one of the inputs scales and sizes must be given")
+    if coords not in _ONNX_COORDS:
+        raise ctx.unsupported(f"attribute coordinate_transformation_mode={coords!r} is not supported "
+                              f"({', '.join(_ONNX_COORDS)} are)")
+    if nearest not in _ONNX_NEAREST:
+        raise ctx.unsupported(f"attribute nearest_mode={nearest!r} is not supported")
+    if int(ctx.attr("antialias", 0)):
+        raise ctx.unsupported("attribute antialias=1 is not supported")
+    policy = str(ctx.attr("keep_aspect_ratio_policy", "stretch"))
+    if policy != "stretch" and sizes is not None:
+        raise ctx.unsupported(f"attribute keep_aspect_ratio_policy={policy!r} is not supported (stretch is)")
+    axes = ctx.attr("axes", None)
+    full_scales = None if scales is None else [float(v) for v in np.asarray(scales).reshape(-1)]
+    full_sizes = None if sizes is None else [int(v) for v in np.asarray(sizes).reshape(-1)]
+    if axes is not None:
+        shape = ctx.shape(x)
+        axes = [int(a) % rank for a in axes]
+        if full_scales is not None:
+            full_scales = [full_scales[axes.index(d)] if d in axes else 1.0 for d in range(rank)]
+        if full_sizes is not None:
+            full_sizes = [full_sizes[axes.index(d)] if d in axes else shape[d] for d in range(rank)]
+    return _onnx_resize(ctx, x, full_scales, full_sizes, mode, coords, nearest)
+
+
+@converts_onnx("Upsample")
+def _from_onnx_upsample(ctx, node):
+    """Upsample (opset 7-9, deprecated since 10): scales as attribute (7) or input (9), asymmetric
+    coordinates, nearest picks floor."""
+    mode = str(ctx.attr("mode", "nearest"))
+    if mode not in ("nearest", "linear", "bilinear"):
+        raise ctx.unsupported(f"attribute mode={mode!r} is not supported (nearest and linear are)")
+    scales = ctx.required_const(1, "scales") if ctx.opset >= 9 else ctx.attr("scales")
+    return _onnx_resize(ctx, ctx.input(0), [float(v) for v in np.asarray(scales).reshape(-1)], None,
+                        "nearest" if mode == "nearest" else "linear", "asymmetric", "floor")

@@ -12,6 +12,12 @@ w_ih, w_hh[, b_ih, b_hh][, w_hr]. Outputs: (y, h_n[, c_n]) with torch's shapes:
 y [T, B, D*out] (or [B, T, D*out] when batch_first), h_n [L*D, B, out], c_n [L*D, B, hidden],
 where out = proj_size or hidden. Gate order is torch's: LSTM i, f, g, o; GRU r, z, n.
 
+ONNX LSTM / GRU / RNN (one layer per node) become the same ops: gate blocks reordered (ONNX LSTM
+i, o, f, c; GRU z, r, h), a lone reverse direction run forward over the time-flipped input, and Y
+reshaped / transposed to ONNX's [seq, directions, batch, hidden]. What the IR cannot compute
+(GRU linear_before_reset=0, other activations, clip, input_forget, peepholes, partial
+sequence_lens) is refused by attribute.
+
 The C is one kernel call per layer and direction; layers between the first and the last write
 into the node's scratch space (two ping-pong buffers), final states go straight to h_n / c_n.
 Dropout between layers is the identity at inference.
@@ -22,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.dtypes import DType
-from .registry import Attr, OpDef, converts, register
+from .registry import Attr, OpDef, converts, converts_onnx, register
 
 _GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 _STATES = {"lstm": 2, "gru": 1, "rnn": 1}  # state inputs after x
@@ -375,3 +381,127 @@ for _target, (_kind, _nl) in {"aten.lstm.input": ("lstm", "tanh"), "aten.gru.inp
                               "aten.rnn_tanh.input": ("rnn", "tanh"), "aten.rnn_relu.input": ("rnn", "relu")}.items():
     converts(_target)(_converter(_convert, _kind, _nl))
     converts(_target.replace(".input", "_cell.default"))(_converter(_convert_cell, _kind, _nl))
+
+
+# -- ONNX LSTM / GRU / RNN: one layer (and one or two directions) per node ------------------------------
+
+# ONNX gate blocks -> torch's: LSTM i,o,f,c -> i,f,g(c),o; GRU z,r,h -> r,z,n
+_ONNX_GATE_ORDER = {"lstm": (0, 2, 3, 1), "gru": (1, 0, 2), "rnn": (0,)}
+_ONNX_DEFAULT_ACTS = {"lstm": ("sigmoid", "tanh", "tanh"), "gru": ("sigmoid", "tanh"), "rnn": ("tanh",)}
+
+
+def _onnx_gates(w: np.ndarray, kind: str, hidden: int) -> np.ndarray:
+    """Rows of an ONNX weight / bias (gate blocks of `hidden` rows each) in torch's gate order."""
+    blocks = [w[g * hidden:(g + 1) * hidden] for g in _ONNX_GATE_ORDER[kind]]
+    return np.ascontiguousarray(np.concatenate(blocks, axis=0), dtype=np.float32)
+
+
+def _onnx_rnn_checks(ctx, node, kind: str, dirs: int, seq: int) -> str:
+    """Refuse what the IR op cannot compute exactly; returns the RNN nonlinearity."""
+    acts = tuple(str(a).lower() for a in ctx.attr("activations", ()))
+    want = _ONNX_DEFAULT_ACTS[kind]
+    nonlinearity = "tanh"
+    if kind == "rnn" and acts and all(a == "relu" for a in acts):
+        nonlinearity, want = "relu", ("relu",)
+    if acts and acts != want * dirs:
+        raise ctx.unsupported(f"attribute activations={list(ctx.attr('activations'))} is not supported "
+                              f"(only {node.op_type}'s defaults {[a.capitalize() for a in want]}"
+                              f"{' or Relu' if kind == 'rnn' else ''} per direction are)")
+    if ctx.has_attr("clip"):
+        raise ctx.unsupported(f"attribute clip={ctx.attr('clip')} is not supported (cell clipping)")
+    if kind == "lstm" and int(ctx.attr("input_forget", 0)):
+        raise ctx.unsupported("attribute input_forget=1 (coupled input and forget gates) is not supported")
+    if kind == "gru" and int(ctx.attr("linear_before_reset", 0)) != 1:
+        raise ctx.unsupported("attribute linear_before_reset=0 is not supported: the IR's GRU applies the reset "
+                              "gate after the recurrent product (PyTorch's GRU, linear_before_reset=1)")
+    if ctx.has_input(4):
+        lens = ctx.const(4)
+        if lens is None or np.any(np.asarray(lens) != seq):
+            raise ctx.unsupported("input sequence_lens is supported only as a constant equal to the full "
+                                  f"sequence length {seq} for every batch entry")
+    if kind == "lstm" and ctx.has_input(7):
+        peep = ctx.const(7)
+        if peep is None or np.any(peep):
+            raise ctx.unsupported("input P (LSTM peephole weights) is supported only when it is all zeros")
+    return nonlinearity
+
+
+def _onnx_state(ctx, i: int, layout: int) -> str:
+    """Initial state input i as the IR's [directions, batch, hidden]; "" when absent or all zeros."""
+    if not ctx.has_input(i):
+        return ""
+    value = ctx.const(i)
+    if value is not None:
+        if not np.any(value):
+            return ""
+        value = np.asarray(value, dtype=np.float32)
+        return ctx.constant(np.ascontiguousarray(value.transpose(1, 0, 2) if layout else value), "rnn_state")
+    state = ctx.input(i)
+    return ctx.emit1("permute", [state], {"perm": (1, 0, 2)}) if layout else state
+
+
+def _from_onnx_recurrent(ctx, node, kind: str):
+    """X [seq, batch, in] (layout 1: [batch, seq, in]); W [D, G*H, in], R [D, G*H, H], B [D, 2*G*H]
+    (constants). Y [seq, D, batch, H] (layout 1: [batch, seq, D, H]), Y_h / Y_c [D, batch, H]
+    (layout 1: [batch, D, H]). A lone "reverse" direction runs forward over the time-flipped input."""
+    x = ctx.input(0)
+    layout = int(ctx.attr("layout", 0))
+    if layout not in (0, 1):
+        raise ctx.unsupported(f"attribute layout={layout} is not supported (0 and 1 are)")
+    if len(ctx.shape(x)) != 3:
+        raise ctx.unsupported(f"input X of shape {list(ctx.shape(x))} is not [seq, batch, input]")
+    direction = str(ctx.attr("direction", "forward"))
+    if direction not in ("forward", "reverse", "bidirectional"):
+        raise ctx.unsupported(f"attribute direction={direction!r} is not supported")
+    dirs = 2 if direction == "bidirectional" else 1
+    w = np.asarray(ctx.required_const(1, "W"), dtype=np.float32)
+    r = np.asarray(ctx.required_const(2, "R"), dtype=np.float32)
+    gates = _GATES[kind]
+    hidden = r.shape[-1]
+    if int(ctx.attr("hidden_size", hidden)) != hidden or w.shape[:2] != (dirs, gates * hidden) \
+            or r.shape != (dirs, gates * hidden, hidden):
+        raise ctx.unsupported(f"weights W {list(w.shape)} / R {list(r.shape)} do not fit {dirs} direction(s) of "
+                              f"hidden_size {hidden}")
+    seq_axis = 1 if layout else 0
+    seq = ctx.shape(x)[seq_axis]
+    nonlinearity = _onnx_rnn_checks(ctx, node, kind, dirs, seq)
+    b = ctx.const(3) if ctx.has_input(3) else None
+    if ctx.has_input(3) and b is None:
+        raise ctx.unsupported("input B (biases) computed from the model's inputs is not supported")
+    weights = []
+    for d in range(dirs):
+        weights += [ctx.constant(_onnx_gates(w[d], kind, hidden), "w_ih"),
+                    ctx.constant(_onnx_gates(r[d], kind, hidden), "w_hh")]
+        if b is not None:
+            bd = np.asarray(b, dtype=np.float32)[d]
+            weights += [ctx.constant(_onnx_gates(bd[:gates * hidden], kind, hidden), "b_ih"),
+                        ctx.constant(_onnx_gates(bd[gates * hidden:], kind, hidden), "b_hh")]
+    states = [_onnx_state(ctx, 5, layout)] + ([_onnx_state(ctx, 6, layout)] if kind == "lstm" else [])
+    reverse = direction == "reverse"
+    if reverse:
+        x = ctx.emit1("flip", [x], {"dims": (seq_axis,)})
+    attrs = {"hidden_size": hidden, "num_layers": 1, "bidirectional": dirs == 2, "batch_first": bool(layout),
+             "has_biases": b is not None}
+    if kind == "rnn":
+        attrs["nonlinearity"] = nonlinearity
+    outs = ctx.emit(kind, [x] + states + weights, attrs)
+    y = ctx.emit1("flip", [outs[0]], {"dims": (seq_axis,)}) if reverse else outs[0]
+    t, batch = (ctx.shape(y)[1], ctx.shape(y)[0]) if layout else ctx.shape(y)[:2]
+    if layout:  # [B, T, D*H] -> [B, T, D, H]: a view
+        y = ctx.emit1("reshape", [y], {"shape": (batch, t, dirs, hidden)})
+    elif dirs == 1:  # [T, B, H] -> [T, 1, B, H]: a view
+        y = ctx.emit1("reshape", [y], {"shape": (t, 1, batch, hidden)})
+    else:  # [T, B, 2*H] -> [T, 2, B, H]
+        y = ctx.emit1("reshape", [y], {"shape": (t, batch, dirs, hidden)})
+        y = ctx.emit1("permute", [y], {"perm": (0, 2, 1, 3)})
+    finals = []
+    for s in outs[1:]:  # [D, B, H]; layout 1 wants [B, D, H]
+        if layout:
+            s = ctx.emit1("permute", [s], {"perm": (1, 0, 2)}) if dirs > 1 else \
+                ctx.emit1("reshape", [s], {"shape": (batch, 1, hidden)})
+        finals.append(s)
+    return (y, *finals)
+
+
+for _op_type, _kind in (("LSTM", "lstm"), ("GRU", "gru"), ("RNN", "rnn")):
+    converts_onnx(_op_type)(lambda ctx, node, kind=_kind: _from_onnx_recurrent(ctx, node, kind))

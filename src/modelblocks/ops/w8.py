@@ -174,6 +174,7 @@ def _embedding_infer(node, ins):
 def _embedding_reference(node, args):
     w, scales, idx = args
     idx = np.asarray(idx, dtype=np.int64)
+    idx = np.where((idx < 0) & (idx >= -w.shape[0]), idx + w.shape[0], idx)  # from the end, as NumPy does
     valid = (idx >= 0) & (idx < w.shape[0])
     safe = np.where(valid, idx, 0)
     if not w.shape[0]:

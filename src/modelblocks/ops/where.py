@@ -5,9 +5,9 @@ Sources: aten.where (.self, .ScalarOther, .ScalarSelf, .Scalar), aten.masked_fil
 .Tensor: where(mask, value, x)), aten.gt/lt/ge/le/eq/ne (.Tensor, .Scalar) on float32 or int32
 or bool operands (e.g. `tokens == pad_id`), aten.logical_not and aten.bitwise_not on bool, and
 aten.logical_and/or/xor, aten.bitwise_and/or/xor.Tensor, aten.__and__/__or__/__xor__.Tensor on
-bool. Python numbers become scalar
-constants. The C kernels take each operand's strides over the broadcast shape (0 where broadcast)
-after merging dims that all operands walk contiguously.
+bool; ONNX Where, Equal / Less / Greater / LessOrEqual / GreaterOrEqual, And / Or / Xor, Not.
+Python numbers become scalar constants. The C kernels take each operand's strides over the
+broadcast shape (0 where broadcast) after merging dims that all operands walk contiguously.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 
 from ..ir.dtypes import DType
 from .binary import broadcast_strides, collapse
-from .registry import MAX_RANK, Attr, OpDef, Prop, converts, numel, register
+from .registry import MAX_RANK, Attr, OpDef, Prop, converts, converts_onnx, numel, register
 
 
 def _broadcast(*shapes) -> tuple[int, ...]:
@@ -222,3 +222,41 @@ def _make_logical(kind: str):
 for _kind in LOGIC:
     converts(f"aten.logical_{_kind}.default", f"aten.bitwise_{_kind}.Tensor",
              f"aten.__{_kind}__.Tensor")(_make_logical(_kind))
+
+
+# -- ONNX ------------------------------------------------------------------------------------------
+
+_ONNX_COMPARE = {"Equal": "eq", "Less": "lt", "Greater": "gt", "LessOrEqual": "le", "GreaterOrEqual": "ge"}
+_ONNX_LOGIC = {"And": "and", "Or": "or", "Xor": "xor"}
+
+
+@converts_onnx("Where")
+def _from_onnx_where(ctx, node):
+    cond, a, b = ctx.input(0), ctx.input(1), ctx.input(2)
+    if ctx.info(cond).dtype != DType.bool:
+        raise ctx.unsupported(f"condition of dtype {ctx.info(cond).dtype.value} (bool expected)")
+    for t in (a, b):
+        if ctx.info(t).dtype != DType.float32:
+            raise ctx.unsupported(f"selecting {ctx.info(t).dtype.value} values is not supported (float32 only)")
+    return ctx.emit1("where", [cond, a, b])
+
+
+@converts_onnx(*_ONNX_COMPARE)
+def _from_onnx_compare(ctx, node):
+    a, b = ctx.input(0), ctx.input(1)
+    da, db = ctx.info(a).dtype, ctx.info(b).dtype
+    if da != db or da not in _COMPARE_SUFFIX:
+        raise ctx.unsupported(f"comparison of {da.value} with {db.value} is not supported (two float32, int32 or "
+                              "bool operands are)")
+    return ctx.emit1("compare", [a, b], {"kind": _ONNX_COMPARE[node.op_type]})
+
+
+@converts_onnx(*_ONNX_LOGIC)
+def _from_onnx_logical(ctx, node):
+    return ctx.emit1("logical", [_bool_operand(ctx, node.input[0]), _bool_operand(ctx, node.input[1])],
+                     {"kind": _ONNX_LOGIC[node.op_type]})
+
+
+@converts_onnx("Not")
+def _from_onnx_not(ctx, node):
+    return ctx.emit1("logical_not", [_bool_operand(ctx, node.input[0])])

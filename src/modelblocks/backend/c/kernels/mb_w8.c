@@ -68,7 +68,8 @@ int32_t mb_embedding_w8_f32(const int8_t *w, const float *scales, const int32_t 
     int32_t bad = 0;
     for (int32_t t = 0; t < count; ++t) {
         float *yt = y + (int64_t)t * dim;
-        const int32_t i = idx[t];
+        /* [-num, 0) counts from the end, as NumPy and ONNX Gather do */
+        const int32_t i = (idx[t] < 0 && idx[t] >= -num) ? idx[t] + num : idx[t];
         if (i < 0 || i >= num) {
             ++bad;
             for (int32_t d = 0; d < dim; ++d) {
