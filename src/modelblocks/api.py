@@ -142,7 +142,7 @@ class Quantization:
     float_graph: Graph  # int8: with attention decomposed (passes/decompose_attention.py), as calibrated
     int8_of: dict  # float tensor -> its int8 tensor (int8 mode)
     float_nodes: dict  # float graph node -> why it stayed float32
-    observer: str = ""
+    observer: str = ""  # "" when no calibration ran (a QDQ model's own parameters)
     calibration_sets: int = 0
     ranges: dict | None = None  # float tensor -> observed (min, max) during calibration
     keep_float: tuple = ()
@@ -167,7 +167,15 @@ def compile(model, example_inputs: Sequence | None = None, *, name: str = "model
     whenever a weight is zero (for tests). `kernels`: "optimized" runs each layer on the fastest C kernel
     that fits it (Armv7E-M DSP instructions, im2col, register tiling; passes/select_kernels.py),
     "reference" on the plain portable kernels (the oracle; no scratch buffers). `progress(step, done,
-    total)`, when given, hears about each step (the CLI draws it as a progress bar)."""
+    total)`, when given, hears about each step (the CLI draws it as a progress bar).
+
+    ONNX QDQ models (QuantizeLinear / DequantizeLinear around activations and on int8 weights, e.g. from
+    onnxruntime's `quantize_static(quant_format=QuantFormat.QDQ)`) keep their own scales and zero points:
+    `quantize="int8"` needs no calibration (given, it only fills in activations the model leaves
+    unquantized; the model's parameters win) and the int8 weights are the model's. `quantize=None` on a QDQ
+    model compiles it to int8 as well, with a warning saying so: its Q/DQ rounding (which may even stand
+    for a ReLU that onnxruntime's quantizer removed) is part of what the model computes, and dropping it
+    for a float32 C would compute another model."""
     import torch  # noqa: PLC0415
 
     from .frontend.onnx_import import from_onnx, is_onnx_model  # noqa: PLC0415
@@ -209,6 +217,15 @@ def compile(model, example_inputs: Sequence | None = None, *, name: str = "model
     graph = from_onnx(model, example_inputs, name=name) if onnx_model else from_exported_program(ep, name=name)
     _tell(progress, "optimising the graph")
     graph = run_passes(graph, passes)
+    if onnx_model and quantize is None:
+        from .frontend.onnx_qdq import has_overrides  # noqa: PLC0415
+
+        if has_overrides(graph):
+            import warnings  # noqa: PLC0415
+
+            warnings.warn("this ONNX model is quantized (QDQ): compiling it to int8 with its own scales and zero "
+                          "points (quantize='int8'); its Q/DQ rounding is part of what it computes", stacklevel=2)
+            quantize = "int8"
     quantization = _quantize(graph, quantize, calibration, observer, tuple(keep_float), progress) if quantize else None
     graph = quantization.graph if quantization else graph
     if sparse != "off":  # last: it needs the final (quantized) weights
@@ -248,20 +265,34 @@ def _quantize(graph: Graph, mode: str, calibration, observer: str | None, keep_f
     if mode == "int8-weights":
         from .passes import quantize_weights  # noqa: PLC0415
 
+        from .frontend.onnx_qdq import strip_overrides  # noqa: PLC0415
+
         result = quantize_weights.run(graph, keep_float=keep_float)
-        qgraph = run_passes(result, ("dead_code", "schedule"))
+        qgraph = run_passes(strip_overrides(result), ("dead_code", "schedule"))
         return _Quantized(qgraph, Quantization(mode, graph, {}, {}, keep_float=keep_float))
     observer = observer or DEFAULT_OBSERVER
     # before calibration, so that attention's scores and probabilities get calibrated ranges
     decomposed = decompose_attention.run(graph, keep_float)
     graph = decomposed.graph
     verify_graph(graph, after="decompose_attention")
-    sets = calibration_sets(calibration, graph)
-    params, ranges = calibrate(graph, sets, observer, progress=progress)
+    from .frontend.onnx_qdq import has_overrides, strip_overrides  # noqa: PLC0415
+
+    if calibration is None and has_overrides(graph):  # a QDQ model: its own parameters, no calibration
+        sets, params, ranges, observer = [], None, None, ""
+    else:
+        sets = calibration_sets(calibration, graph)
+        params, ranges = calibrate(graph, sets, observer, progress=progress)
     _tell(progress, "quantizing to int8")
     result = int8_pass.run(graph, params, keep_float)
+    if result.missing:
+        producers = graph.producers()
+        names = [f"{n} (module {producers[n].scope})" if n in producers and producers[n].scope else n
+                 for n in sorted(result.missing)]
+        raise InputError(f"this QDQ model gives no scale and zero point for {len(names)} tensor(s) that int8 needs: "
+                         f"{', '.join(names[:12])}{' ...' if len(names) > 12 else ''}. What to change: pass "
+                         "calibration data (calibration=...) for them, or quantize those tensors in the model too")
     verify_graph(result.graph, after="quantize")
-    qgraph = run_passes(result.graph, ("dead_code", "schedule"))
+    qgraph = run_passes(strip_overrides(result.graph), ("dead_code", "schedule"))
     float_nodes = {**result.float_nodes, **decomposed.kept}  # the kept attentions' own reasons
     return _Quantized(qgraph, Quantization(mode, graph, result.int8_of, float_nodes, observer, len(sets),
                                            ranges, keep_float))

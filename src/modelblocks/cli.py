@@ -80,7 +80,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
 def _quantize_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("quantization")
     g.add_argument("--quantize", "-q", choices=["int8", "int8-weights"],
-                   help="int8: weights and activations in int8 (TFLite/CMSIS-NN scheme; needs --calibration); "
+                   help="int8: weights and activations in int8 (TFLite/CMSIS-NN scheme; needs --calibration, except "
+                        "for an ONNX QDQ model, which brings its scales); "
                         "int8-weights: int8 weights with per-channel scales, float32 activations")
     g.add_argument("--calibration", metavar="DATA",
                    help="typical inputs for int8 calibration: an .npz (arrays by input name or in input order), an "
@@ -491,7 +492,8 @@ def _compile(loaded, args, name="model", prefix=None, arena_section=""):
         raise InputError(f"--arena-section '{arena_section}' is not a valid linker section name")
     quant = {}
     if getattr(args, "quantize", None):
-        if args.quantize == "int8" and not args.calibration:
+        # an ONNX QDQ model brings its own scales; compile() says which tensors lack them, if any
+        if args.quantize == "int8" and not args.calibration and not isinstance(loaded.model, str):
             raise InputError("--quantize int8 needs --calibration DATA: typical inputs to choose the activation ranges")
         quant = {"quantize": args.quantize, "keep_float": tuple(args.keep_float), "observer": args.observer,
                  "calibration": args.calibration if args.quantize == "int8" else None}

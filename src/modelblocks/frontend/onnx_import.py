@@ -31,6 +31,7 @@ from ..ir.dtypes import DType
 from ..ir.graph import Graph, Tensor
 from ..ir.verify import verify
 from ..ops.registry import REQUIRED, onnx_converter, supported_onnx
+from . import onnx_qdq
 from .convert_context import ConvertContext, call_converter
 
 # ONNX TensorProto element types -> IR dtypes (64-bit values become 32-bit, as in the torch frontend)
@@ -120,6 +121,12 @@ class OnnxContext(ConvertContext):
         self.model_label = model_label
         self.node = None
         self._used = used
+        self.value_types: dict = {}  # ONNX value -> (dims, element type) from shape inference
+
+    def elem_type(self, value_name: str) -> int | None:
+        """The ONNX element type (TensorProto enum) of a value, when shape inference knows it."""
+        found = self.value_types.get(value_name)
+        return found[1] if found else None
 
     def at_node(self, node) -> None:
         scope = scope_of(node.name, node.metadata_props)
@@ -321,6 +328,9 @@ def from_onnx(model, example_inputs: Sequence | None = None, name: str = "model"
         return const_env.get(value) if isinstance(value, str) else None
 
     ctx = OnnxContext(graph, resolve, constant_of, opset, label, used)
+    ctx.value_types = {**{vi.name: _value_shape(vi) for vi in graph_inputs}, **value_shapes}
+    qdq_weights: dict = {}  # folded DequantizeLinear of an int8 constant -> (float values, its scales)
+    shifted_uint8: set[str] = set()  # uint8 QuantizeLinear results, held as int8 q - 128
 
     for node in g.node:
         ctx.at_node(node)
@@ -346,8 +356,14 @@ def from_onnx(model, example_inputs: Sequence | None = None, name: str = "model"
             raise UnsupportedOpError(f"random op {node.op_type} (node '{node.name}') in {label}: compiled C is "
                                      "deterministic. What to change: pass random values as model inputs")
         if all(i in const_env for i in present):
-            _fold(ctx, node, const_env, opset, label)
+            if node.op_type in onnx_qdq.QDQ_OPS:
+                scales = onnx_qdq.fold_constant(ctx, node, const_env)
+                if scales is not None:
+                    qdq_weights[node.output[0]] = (np.asarray(const_env[node.output[0]], dtype=np.float32), scales)
+            else:
+                _fold(ctx, node, const_env, opset, label)
             continue
+        onnx_qdq.track_shifted_uint8(ctx, node, shifted_uint8, label)
         converter = onnx_converter(node.op_type)
         if converter is None:
             module = f", module '{ctx.scope}'" if ctx.scope else ""
@@ -376,6 +392,9 @@ def from_onnx(model, example_inputs: Sequence | None = None, name: str = "model"
             if ir in graph.inputs or ir in graph.outputs:
                 ir = ctx.emit1("identity", [ir], hint="output")
         graph.outputs.append(ir)
+    # QDQ models: their scales kept on the float tensors
+    onnx_qdq.keep_model_params(graph, qdq_weights, [(vi.name, vi.type.tensor_type.elem_type) for vi in g.output],
+                               label)
     _fold_linear_bias(graph)
     graph.remove_unused_tensors()
     from .torch_export import _name_outputs  # noqa: PLC0415

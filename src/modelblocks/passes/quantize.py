@@ -3,6 +3,11 @@ op files) and that the user did not keep in float becomes int8; the others stay 
 `quantize` / `dequantize` nodes are inserted wherever the two meet. Graph inputs and outputs stay
 float32, so a quantized model is called like the float one.
 
+A QDQ model's float tensors carry their own parameters (`Tensor.quant`, frontend/onnx_qdq.py), which win
+over calibrated ones. Where a rule gives an output other parameters than the model's (data movement and
+max pool keep their input's; sigmoid its fixed 1/256), a `q_requantize` to the model's follows, as
+onnxruntime requantizes there too.
+
 Not part of PIPELINE: it needs calibrated parameters, so `api.compile(quantize="int8")` runs it
 after the float pipeline and calibration, then runs `dead_code` and `schedule` again.
 """
@@ -13,7 +18,7 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from ..errors import CompileError, InputError, where
+from ..errors import CompileError, InputError, ModelBlocksError, where
 from ..ir.dtypes import DType
 from ..ir.graph import Graph, Node, QuantParams
 from ..quant.lowering import QuantContext, rule_for
@@ -24,6 +29,7 @@ class QuantizedGraph:
     graph: Graph
     int8_of: dict[str, str]  # float tensor of the float graph -> its int8 tensor in `graph`
     float_nodes: dict[str, str] = field(default_factory=dict)  # float graph node -> why it stayed float32
+    missing: set[str] = field(default_factory=set)  # run without calibration: activations that had no parameters
 
 
 def scope_matches(scope: str, pattern: str) -> bool:
@@ -41,13 +47,15 @@ def check_keep_float(graph: Graph, keep_float: Sequence[str]) -> None:
                              f"{', '.join(scopes[:30])}{' ...' if len(scopes) > 30 else ''}")
 
 
-def run(graph: Graph, params: dict[str, QuantParams], keep_float: Sequence[str] = ()) -> QuantizedGraph:
+def run(graph: Graph, params: dict[str, QuantParams] | None, keep_float: Sequence[str] = ()) -> QuantizedGraph:
+    """`params`: calibrated parameters; None when there are none (a QDQ model compiled without calibration
+    data): activations without parameters of their own are then listed in `missing`."""
     check_keep_float(graph, keep_float)
     new = Graph(graph.name)
     for name in graph.inputs:
         new.add_tensor(graph.tensors[name])
         new.inputs.append(name)
-    q = QuantContext(graph, dict(params), new)
+    q = QuantContext(graph, dict(params or {}), new, set() if params is None else None)
     q.float_of = {name: name for name in graph.inputs}
     float_nodes: dict[str, str] = {}
     for node in graph.nodes:
@@ -57,7 +65,7 @@ def run(graph: Graph, params: dict[str, QuantParams], keep_float: Sequence[str] 
             _keep_float(q, node)
     q.node = None
     new.outputs = [q.float_in_graph(o) for o in graph.outputs]
-    return QuantizedGraph(new, dict(q.int8_of), float_nodes)
+    return QuantizedGraph(new, dict(q.int8_of), float_nodes, q.missing or set())
 
 
 def _lower(q: QuantContext, node: Node, keep_float: Sequence[str]) -> str:
@@ -73,18 +81,23 @@ def _lower(q: QuantContext, node: Node, keep_float: Sequence[str]) -> str:
     if any(n and not q.is_constant(n) and n not in q.int8_of and n not in q.float_of for n in node.inputs):
         raise CompileError(f"node {node.name}{where(node.scope, node.source, node.op)} reads a tensor that no earlier "
                            "node produced (ModelBlocks bug)")
-    saved = (len(q.graph.nodes), set(q.graph.tensors), dict(q.int8_of), dict(q.float_of), set(q._used_nodes))
+    saved = (len(q.graph.nodes), set(q.graph.tensors), dict(q.int8_of), dict(q.float_of), set(q._used_nodes),
+             None if q.missing is None else set(q.missing))
     q.node = node
     why = "its int8 rule declined these shapes or attributes"
     try:
         lowered = rule(q, node)
+        if lowered:
+            _requantize_to_model_params(q, node)
+    except ModelBlocksError:
+        raise
     except ValueError as exc:  # a rule's way to say "not in int8" after it started building
         lowered, why = False, str(exc)
     except Exception as exc:
         raise CompileError(f"int8 lowering failed for node {node.name}{where(node.scope, node.source, node.op)}: "
                            f"{type(exc).__name__}: {exc} (ModelBlocks bug)") from exc
     if not lowered:  # roll back whatever the rule built before it declined
-        count, names, q.int8_of, q.float_of, q._used_nodes = saved
+        count, names, q.int8_of, q.float_of, q._used_nodes, q.missing = saved
         del q.graph.nodes[count:]
         for name in set(q.graph.tensors) - names:
             del q.graph.tensors[name]
@@ -112,3 +125,16 @@ def _keep_float(q: QuantContext, node: Node) -> None:
         q.float_of[name] = name
     q._used_nodes.add(node.name)
     q.graph.nodes.append(node.replace(inputs=tuple(inputs)))
+
+
+def _requantize_to_model_params(q: QuantContext, node: Node) -> None:
+    """Outputs whose QDQ parameters differ from the ones the rule chose get a q_requantize to them."""
+    from ..ops.q_elementwise import requantize_to  # noqa: PLC0415
+
+    for name in node.outputs:
+        t = q.float_tensor(name)
+        model = t.quant
+        if model is None or t.dtype != DType.float32 or model.axis is not None or len(model.scale) != 1:
+            continue
+        if q.graph.tensors[q.int8_of[name]].quant != model:
+            q.int8_of[name] = requantize_to(q, q.int8_of[name], model, name)

@@ -9,8 +9,9 @@ An op file registers a rule for one or more float ops:
         return True
 
 `passes/quantize.py` walks the float graph in order and calls the rule of each node that the user
-did not keep in float. A rule reads the float graph (`q.float_tensor`), the calibrated parameters of
-float activations (`q.params`), and builds the int8 graph through the helpers below; the pass
+did not keep in float. A rule reads the float graph (`q.float_tensor`), the parameters of float
+activations (`q.params`: a QDQ model's own where a float tensor carries them as `Tensor.quant`, see
+frontend/onnx_qdq.py, else calibrated ones), and builds the int8 graph through the helpers below; the pass
 inserts `quantize` / `dequantize` nodes wherever an int8 node meets a float one. Every int8 tensor
 carries its QuantParams; attributes and constant tables hold the integers the kernels use (zero
 points, multipliers, shifts, clamps), so the NumPy reference needs nothing else.
@@ -61,9 +62,12 @@ def int8_ops() -> list[str]:
 class QuantContext:
     """The state of one int8 rewrite: the float graph being read, the int8 graph being built."""
 
-    def __init__(self, source: Graph, params: dict[str, QuantParams], graph: Graph):
+    def __init__(self, source: Graph, params: dict[str, QuantParams], graph: Graph, missing: set[str] | None = None):
         self.source = source  # the float graph (read only)
         self._params = params  # calibrated per-tensor parameters of float activations
+        # without calibration (a QDQ model): activations that have no parameters of their own are collected
+        # here (with placeholder parameters) so that the caller can name them all at once
+        self.missing = missing
         self.graph = graph  # the graph being built: float tensors keep their names, int8 ones are new
         self.int8_of: dict[str, str] = {}  # float tensor name -> its int8 tensor in `graph`
         self.float_of: dict[str, str] = {}  # float tensor name -> a float tensor in `graph` holding it
@@ -76,9 +80,15 @@ class QuantContext:
         return self.source.tensors[name]
 
     def params(self, name: str) -> QuantParams:
-        """Calibrated int8 parameters of float tensor `name` (a constant's come from its own values)."""
+        """int8 parameters of float tensor `name`: the QDQ model's own (`Tensor.quant`, per tensor), else the
+        calibrated ones (a constant's come from its own values)."""
+        t = self.source.tensors[name]
+        if t.quant is not None and t.dtype == DType.float32 and t.quant.axis is None and len(t.quant.scale) == 1:
+            return t.quant
         if name not in self._params:
-            t = self.source.tensors[name]
+            if t.data is None and self.missing is not None:
+                self.missing.add(name)
+                return QuantParams((1.0,), (0,))
             if t.data is None:
                 raise KeyError(f"tensor {name} was not observed during calibration")
             data = t.data.astype(np.float64)
@@ -155,12 +165,42 @@ class QuantContext:
         return name
 
     def weight(self, name: str, axis: int = 0) -> tuple[str, np.ndarray]:
-        """Float constant `name` as int8, symmetric per channel along `axis`: (int8 name, float32 scales)."""
+        """Float constant `name` as int8, symmetric per channel along `axis`: (int8 name, float32 scales).
+        A QDQ model's weight keeps its own scales, which give back its int8 values exactly."""
         data = self.constant_data(name)
-        scales = arith.symmetric_scales(data, axis)
-        q = arith.quantize_symmetric(data, scales, axis)
+        scales = self._model_weight_scales(name, axis)
+        if scales is not None:
+            shape = [1] * data.ndim
+            shape[axis] = -1
+            q = arith.round_half_away(data.astype(np.float64) / scales.astype(np.float64).reshape(shape))
+            q = np.clip(q, arith.QMIN, arith.QMAX).astype(np.int8)
+        else:
+            scales = arith.symmetric_scales(data, axis)
+            q = arith.quantize_symmetric(data, scales, axis)
         params = QuantParams(tuple(float(s) for s in scales), (0,) * len(scales), axis)
         return self.constant(f"{name}_q", q, DType.int8, params), scales
+
+    def _model_weight_scales(self, name: str, axis: int) -> np.ndarray | None:
+        """The QDQ model's scales of weight `name` per channel along `axis` (None: it has none, or along
+        another axis, where the int8 kernels cannot use them); nonzero zero points are refused."""
+        t = self.source.tensors[name]
+        p = t.quant
+        if p is None or t.dtype != DType.float32:
+            return None
+        if any(p.zero_point):
+            from ..errors import UnsupportedOpError  # noqa: PLC0415
+
+            raise UnsupportedOpError(
+                f"weight {name} of node {self.node.name if self.node else '?'} has nonzero zero points "
+                f"{list(p.zero_point[:8])} in the QDQ model; ModelBlocks' int8 kernels take symmetric weights "
+                "(zero point 0). What to change: quantize the weights symmetrically (onnxruntime: weight_type="
+                "QuantType.QInt8, or extra_options={'WeightSymmetric': True})")
+        channels = t.shape[axis] if t.shape else 1
+        if p.axis is None:
+            return np.full(channels, p.scale[0], dtype=np.float32)
+        if p.axis != axis or len(p.scale) != channels:
+            return None
+        return np.asarray(p.scale, dtype=np.float32)
 
     def bias(self, name: str | None, scales: np.ndarray, channels: int) -> str:
         """Float bias (or None: zeros) as int32 with per-channel `scales` (= input scale * weight scale)."""
