@@ -15,6 +15,8 @@ from ..ir.verify import verify
 PIPELINE: tuple[str, ...] = (
     "remove_identity",
     "fold_constants",
+    "cancel_permutes",
+    "fold_bias_add",
     "fold_batchnorm",
     "fuse_activation",
     "dead_code",
