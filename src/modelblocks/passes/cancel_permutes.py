@@ -19,8 +19,9 @@ applied until none applies:
 
 A permute is sunk only when every reader of it is a permute or an op it can sink through, so it
 disappears rather than being copied; and the pass returns the graph unchanged unless the result
-moves fewer bytes through permutes (a permute that meets no inverse stays where the user put it). What remains are the permutes that change a graph
-input's or output's layout, and genuine reorders (attention heads).
+moves fewer bytes through permutes (a permute that meets no inverse stays where the user put it).
+What remains are the permutes that change a graph input's or output's layout, and genuine
+reorders (attention heads).
 
 Runs before fold_batchnorm and fuse_activation, which need conv -> BatchNorm / ReLU adjacent.
 """
