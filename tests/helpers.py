@@ -122,3 +122,26 @@ def assert_int8_exact(model: torch.nn.Module, xs: tuple, calibration, *, ops: Se
         sqnr = arith.sqnr_db(e.numpy(), r)
         assert sqnr >= min_sqnr, f"SQNR {sqnr:.1f} dB < {min_sqnr} dB"
     return compiled, counts
+
+
+def capture(model: torch.nn.Module, *inputs: torch.Tensor):
+    """The IR graph of `model` straight from the torch frontend, before any pass."""
+    from modelblocks.frontend.torch_export import export_model, from_exported_program  # noqa: PLC0415
+
+    return from_exported_program(export_model(model.eval(), inputs))
+
+
+def apply_pass(name: str, graph, inputs: Sequence[torch.Tensor]):
+    """Run one pass, verify the graph it returns, and assert the interpreter's outputs did not move
+    (relative L2 below 1e-6); returns the new graph."""
+    from modelblocks.interpreter import run  # noqa: PLC0415
+    from modelblocks.ir import verify  # noqa: PLC0415
+    from modelblocks.passes import get_pass  # noqa: PLC0415
+
+    before = run(graph, [x.numpy() for x in inputs])
+    after_graph = get_pass(name)(graph)
+    verify(after_graph, after=name)
+    after = run(after_graph, [x.numpy() for x in inputs])
+    for a, b in zip(before, after):
+        assert rel_l2(b, a) < 1e-6
+    return after_graph

@@ -15,11 +15,11 @@ import pytest
 import torch
 import torch.nn as nn
 
+from helpers import apply_pass, capture
+
 import modelblocks
 from modelblocks.errors import InputError
-from modelblocks.frontend.torch_export import export_model, from_exported_program
 from modelblocks.interpreter import run
-from modelblocks.ir import verify
 from modelblocks.metrics import rel_l2
 from modelblocks.passes import PIPELINE, get_pass
 from modelblocks.passes.cancel_permutes import permute_bytes
@@ -121,18 +121,11 @@ def test_int8_keras_cnn_bit_exact():
 
 # -- the pass on torch models ------------------------------------------------------------------------
 
-def _capture(model, *inputs):
-    return from_exported_program(export_model(model.eval(), inputs))
+_capture = capture
 
 
 def _apply(graph, inputs, name="cancel_permutes"):
-    before = run(graph, [x.numpy() for x in inputs])
-    after_graph = get_pass(name)(graph)
-    verify(after_graph, after=name)
-    after = run(after_graph, [x.numpy() for x in inputs])
-    for a, b in zip(before, after):
-        assert rel_l2(b, a) < 1e-6
-    return after_graph
+    return apply_pass(name, graph, inputs)
 
 
 class NHWCNet(nn.Module):

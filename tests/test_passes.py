@@ -6,26 +6,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-from helpers import check_model, op_model
-from modelblocks.api import rel_l2
-from modelblocks.frontend.torch_export import export_model, from_exported_program
-from modelblocks.interpreter import run
+from helpers import apply_pass, capture, check_model, op_model
 from modelblocks.ir import DType, Graph, Node, Tensor, verify
-from modelblocks.passes import PIPELINE, get_pass, run_passes
+from modelblocks.passes import PIPELINE, run_passes
 
 
-def capture(model, *inputs):
-    return from_exported_program(export_model(model.eval(), inputs))
-
-
-def apply(name, graph, inputs):
-    before = run(graph, [x.numpy() for x in inputs])
-    after_graph = get_pass(name)(graph)
-    verify(after_graph, after=name)
-    after = run(after_graph, [x.numpy() for x in inputs])
-    for a, b in zip(before, after):
-        assert rel_l2(b, a) < 1e-6
-    return after_graph
+apply = apply_pass
 
 
 class DropMLP(nn.Module):

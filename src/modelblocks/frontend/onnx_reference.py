@@ -93,8 +93,6 @@ class OnnxReference:
 
 
 def _have_onnxruntime() -> bool:
-    try:
-        import onnxruntime  # noqa: F401, PLC0415
-    except ImportError:
-        return False
-    return True
+    import importlib.util  # noqa: PLC0415
+
+    return importlib.util.find_spec("onnxruntime") is not None

@@ -15,46 +15,31 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir.dtypes import DType
-from ..ir.graph import Graph
+from ..ir.graph import Graph, Node
+from .fusion import fold_into_producers
 
 CHANNEL_DIM = {"conv": 1, "linear": -1}
 
 
 def run(graph: Graph) -> Graph:
-    out = graph.copy()
-    producers = {o: k for k, n in enumerate(out.nodes) for o in n.outputs}
-    consumers = out.consumers()
-    dropped = set()
-    for k, node in enumerate(out.nodes):
-        if node.op != "add":
-            continue
-        for x, c in (node.inputs, node.inputs[::-1]):
-            const = out.tensors[c]
-            if x not in producers or x in out.outputs or len(consumers.get(x, [])) != 1 or not const.is_constant:
-                continue
-            p = producers[x]
-            prod = out.nodes[p]
-            if (prod.op not in CHANNEL_DIM or prod.attrs.get("act_min") is not None
-                    or prod.attrs.get("act_max") is not None or const.dtype != DType.float32):
-                continue
-            bias = _per_channel(const.data, out.tensors[x].shape, CHANNEL_DIM[prod.op])
-            if bias is None or out.tensors[node.outputs[0]].shape != out.tensors[x].shape:
-                continue
-            w, b = prod.inputs[1], prod.inputs[2]
-            if b and not out.tensors[b].is_constant:
-                continue
-            old = out.tensors[b].data.astype(np.float64) if b else 0.0
-            new_b = out.add_constant(f"{b or w + '_bias'}_biasadd", (old + bias).astype(np.float32)).name
-            out.nodes[p] = prod.replace(inputs=(prod.inputs[0], w, new_b) + prod.inputs[3:],
-                                        outputs=(node.outputs[0],) + prod.outputs[1:],
-                                        attrs={**prod.attrs, "act_min": node.attrs.get("act_min"),
-                                               "act_max": node.attrs.get("act_max")})
-            producers[node.outputs[0]] = p
-            dropped.add(k)
-            break
-    out.nodes = [n for k, n in enumerate(out.nodes) if k not in dropped]
-    out.remove_unused_tensors()
-    return out
+    return fold_into_producers(graph, lambda g, node: node.inputs if node.op == "add" else (), _absorb)
+
+
+def _absorb(out: Graph, node: Node, x: str, prod: Node) -> Node | None:
+    const = out.tensors[node.inputs[1] if node.inputs[0] == x else node.inputs[0]]
+    if (not const.is_constant or prod.op not in CHANNEL_DIM or prod.attrs.get("act_min") is not None
+            or prod.attrs.get("act_max") is not None or const.dtype != DType.float32):
+        return None
+    bias = _per_channel(const.data, out.tensors[x].shape, CHANNEL_DIM[prod.op])
+    if bias is None or out.tensors[node.outputs[0]].shape != out.tensors[x].shape:
+        return None
+    w, b = prod.inputs[1], prod.inputs[2]
+    if b and not out.tensors[b].is_constant:
+        return None
+    old = out.tensors[b].data.astype(np.float64) if b else 0.0
+    new_b = out.add_constant(f"{b or w + '_bias'}_biasadd", (old + bias).astype(np.float32)).name
+    return prod.replace(inputs=(prod.inputs[0], w, new_b) + prod.inputs[3:],
+                        attrs={**prod.attrs, "act_min": node.attrs.get("act_min"), "act_max": node.attrs.get("act_max")})
 
 
 def _per_channel(data: np.ndarray, shape: tuple[int, ...], dim: int) -> np.ndarray | None:

@@ -4,8 +4,9 @@ feeds only the clamp, and it is not a graph output. Saves one pass over the tens
 
 from __future__ import annotations
 
-from ..ir.graph import Graph
+from ..ir.graph import Graph, Node
 from ..ops.registry import Prop, get_op
+from .fusion import fold_into_producers
 
 
 def _tighter(lo_a, lo_b, hi_a, hi_b):
@@ -15,27 +16,14 @@ def _tighter(lo_a, lo_b, hi_a, hi_b):
 
 
 def run(graph: Graph) -> Graph:
-    out = graph.copy()
-    producers = {o: k for k, n in enumerate(out.nodes) for o in n.outputs}
-    consumers = out.consumers()
-    dropped = set()
-    for k, node in enumerate(out.nodes):
-        if not get_op(node.op).has(Prop.CLAMP_ACTIVATION):
-            continue
-        src = node.inputs[0]
-        if src not in producers or src in out.outputs or len(consumers.get(src, [])) != 1:
-            continue
-        p = producers[src]
-        prod = out.nodes[p]
-        if not get_op(prod.op).has(Prop.FUSED_CLAMP):
-            continue
-        lo, hi = _tighter(prod.attrs.get("act_min"), node.attrs["min"], prod.attrs.get("act_max"), node.attrs["max"])
-        if lo is not None and hi is not None and lo > hi:  # disjoint ranges: not one clamp
-            continue
-        out.nodes[p] = prod.replace(outputs=(node.outputs[0],) + prod.outputs[1:],
-                                    attrs={**prod.attrs, "act_min": lo, "act_max": hi})
-        producers[node.outputs[0]] = p
-        dropped.add(k)
-    out.nodes = [n for k, n in enumerate(out.nodes) if k not in dropped]
-    out.remove_unused_tensors()
-    return out
+    return fold_into_producers(
+        graph, lambda g, node: node.inputs[:1] if get_op(node.op).has(Prop.CLAMP_ACTIVATION) else (), _absorb)
+
+
+def _absorb(out: Graph, node: Node, x: str, prod: Node) -> Node | None:
+    if not get_op(prod.op).has(Prop.FUSED_CLAMP):
+        return None
+    lo, hi = _tighter(prod.attrs.get("act_min"), node.attrs["min"], prod.attrs.get("act_max"), node.attrs["max"])
+    if lo is not None and hi is not None and lo > hi:  # disjoint ranges: not one clamp
+        return None
+    return prod.replace(attrs={**prod.attrs, "act_min": lo, "act_max": hi})

@@ -3,10 +3,15 @@ interpreter, the host C, QEMU) compared on the same seeded inputs."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..ir.graph import Graph
 from ..metrics import rel_l2
+
+if TYPE_CHECKING:
+    from ..api import CompiledModel
 
 
 def _output_lsb(graph: Graph, name: str) -> float | None:
@@ -18,8 +23,8 @@ def _output_lsb(graph: Graph, name: str) -> float | None:
     return float(quant.scale[0]) if quant is not None else None
 
 
-def compare_stages(compiled: CompiledModel, model, example_inputs, runs: int, seed: int, tol: float,
-                         target) -> dict:
+def compare_stages(compiled: "CompiledModel", model, example_inputs, runs: int, seed: int, tol: float,
+                   target) -> dict:
     """Every pair of the stages that ran (PyTorch, interpreter, host C, QEMU) on the same seeded inputs,
     worst case per output: max |error|, relative L2, elements whose bits differ and, for outputs of
     int8 graphs, the largest difference in quantization steps (LSB). Verdicts as `verify` and
