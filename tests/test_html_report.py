@@ -325,3 +325,22 @@ def test_screenshot_has_the_window_size_and_is_not_blank(float_page, tmp_path):
         grey = np.asarray(im.convert("L"), dtype=np.float64)
     assert grey.std() > 20  # text, tables and the verdict box, not an empty page
     assert math.isclose(grey.max(), 255, abs_tol=16) and grey.min() < 100  # light page, dark text
+
+
+def test_the_demo_models_report_renders_in_chromium(tmp_path, capsys):
+    """What `make demo` does, end to end (TinyViT compiled, verified, simulated on the M7 when the
+    toolchain is there, firmware built): its build/demo/report.html renders with no console error
+    and shows every layer with the instruction counts QEMU measured."""
+    from modelblocks.models import demo
+
+    assert demo.run(tmp_path / "demo", runs=2) == 0
+    capsys.readouterr()
+    path = tmp_path / "demo" / "report.html"
+    result = _run_chromium(path, "--dump-dom", tmp_path=tmp_path)
+    assert _console_errors(result.stderr) == []
+    dom = result.stdout
+    saved = json.loads((tmp_path / "demo" / "report.json").read_text())
+    assert dom.count('<tr class="layer">') == len(saved["layers"]) > 40
+    assert f'{saved["macs"]:,}' in dom and "PASSED" in dom
+    if have_toolchain():
+        assert "QEMU cortex-m7" in dom
