@@ -269,7 +269,7 @@ void fw_putc(char c) { putchar(c); }
         (work / "fw_testdata.c").write_text(head + "fw_expected0[" + tail)
     sources = ["host_board.c", "fw_format.c", "fw_testdata.c", "main.c"]
     sources += sorted(str(p.relative_to(work)) for p in (work / "model").glob("*.c"))
-    args = [compiler(), "-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", "-ffp-contract=off", "-DMB_PROFILE",
+    args = [compiler(), "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1", "-ffp-contract=off", "-DMB_PROFILE",
             "-DFW_ARENA_REGION=\"dtcm\"", "-I.", "-Imodel", *sources, "-lm", "-o", "host_main"]
     subprocess.run(args, cwd=work, check=True, capture_output=True, text=True)
     return subprocess.run(["./host_main"], cwd=work, capture_output=True, text=True, timeout=60)

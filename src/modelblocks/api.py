@@ -36,6 +36,8 @@ class CompiledModel:
         self.source: CSource = generate_c(graph, prefix=prefix, arena_attr=arena_attr, arena_alignment=arena_alignment)
         self.report: dict = build_report(graph, self.source)
         self._host = None
+        self._canary = None  # the canary debug build (run_debug), built on first use
+        self._arena_alignment = arena_alignment
         self._target_builds: dict = {}  # (cpu, opt) -> (TemporaryDirectory or None, TargetBuild)
 
     @property
@@ -63,6 +65,16 @@ class CompiledModel:
 
         bound = bind_inputs(self.graph, inputs)
         return run_sanitized(self.source, self.graph, [bound[n] for n in self.graph.inputs])
+
+    def run_debug(self, inputs) -> list[np.ndarray]:
+        """Run the canary debug build of the C (guard words around every arena tensor, checked after
+        every layer); raises targets.canary.CanaryError naming the layer and tensor on a broken guard."""
+        from .targets.canary import CanaryModel  # noqa: PLC0415
+
+        bound = bind_inputs(self.graph, inputs)
+        if self._canary is None:
+            self._canary = CanaryModel(self.graph, prefix=self.prefix, arena_alignment=self._arena_alignment)
+        return self._canary.run([bound[n] for n in self.graph.inputs])
 
     def build_for(self, target: str = "cortex-m7", opt: str = "-O2", workdir: str | Path | None = None):
         """Cross-compile the model with the QEMU simulation harness for a Cortex-M core; the build

@@ -253,3 +253,13 @@ def plan_best(buffers: Sequence[Buffer]) -> PlanResult:
             best = PlanResult(offsets, arena, name)
     assert best is not None
     return PlanResult(best.offsets, best.arena_bytes, best.strategy, tried)
+
+
+def pad_buffers(buffers: Sequence[Buffer], guard: int) -> list[Buffer]:
+    """The buffers with `guard` spare bytes before and after each (the canary debug build puts guard
+    words there): plan these, then add `guard` to every offset to get the data's offset. `guard` must
+    be a multiple of every buffer's alignment so that the data stays aligned."""
+    bad = [b.name for b in buffers if guard % b.alignment]
+    if guard < 0 or bad:
+        raise ValueError(f"guard of {guard} bytes is not a multiple of the alignment of {bad[:3]}")
+    return [Buffer(b.name, b.size + 2 * guard, b.first_use, b.last_use, b.alignment) for b in buffers]
