@@ -344,3 +344,17 @@ def test_the_demo_models_report_renders_in_chromium(tmp_path, capsys):
     assert f'{saved["macs"]:,}' in dom and "PASSED" in dom
     if have_toolchain():
         assert "QEMU cortex-m7" in dom
+
+
+def test_report_is_byte_identical_under_source_date_epoch(tmp_path, monkeypatch):
+    """With SOURCE_DATE_EPOCH set (reproducible builds), two reports of the same model are the same bytes."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    model, example = _model()
+    pages = []
+    for k in range(2):
+        compiled = mb.compile(model, example)
+        path = tmp_path / f"r{k}.html"
+        page = mb.report(compiled, example, out=path, runs=1, estimate=False, command="test")
+        pages.append(path.read_bytes())
+    assert page["summary"]["date"] == "2023-11-14 22:13 UTC"
+    assert pages[0] == pages[1]

@@ -13,7 +13,7 @@ import numpy as np
 
 from .backend.c.emitter import CSource, generate_c
 from .errors import InputError
-from .folders import replaced_folder
+from .folders import file_in_the_way, replaced_folder
 from .interpreter import bind_inputs
 from .interpreter import run as run_graph
 from .ir.dtypes import DType
@@ -113,10 +113,13 @@ class CompiledModel:
 
         Everything is written into a temporary folder first and moved into place at the end, so a
         failure never leaves a half-written output folder."""
-        with replaced_folder(directory) as tmp:
-            self.source.write(tmp)
-            save_graph(self.graph, tmp / "ir")
-            (tmp / "report.json").write_text(json.dumps(self.report, indent=1) + "\n")
+        try:
+            with replaced_folder(directory) as tmp:
+                self.source.write(tmp)
+                save_graph(self.graph, tmp / "ir")
+                (tmp / "report.json").write_text(json.dumps(self.report, indent=1) + "\n")
+        except OSError as exc:
+            raise InputError(f"cannot write the output folder {directory}: {_blocked(Path(directory), exc)}") from None
         return Path(directory)
 
     def summary(self) -> str:
@@ -143,6 +146,12 @@ class CompiledModel:
         return quantization_report(self, inputs, labels)
 
 
+def _blocked(directory: Path, exc: OSError) -> str:
+    """Why a folder cannot be written, in words: an ancestor may be a file."""
+    blocker = file_in_the_way(directory)
+    return f"{blocker} is a file, not a folder" if blocker else (exc.strerror or str(exc))
+
+
 QUANTIZE_MODES = ("int8", "int8-weights")
 
 
@@ -164,7 +173,7 @@ def compile(model, example_inputs: Sequence | None = None, *, name: str = "model
             passes: Sequence[str] = PIPELINE, arena_section: str = "", arena_alignment: int = 16,
             quantize: str | None = None, calibration=None, observer: str | None = None,
             keep_float: Sequence[str] = (), sparse: str = "auto", kernels: str = "optimized",
-            progress=None) -> CompiledModel:
+            allow_nonfinite: bool = False, progress=None) -> CompiledModel:
     """Capture `model` (an nn.Module in eval mode, a torch.export ExportedProgram, or an ONNX model: a
     path ending in .onnx or an onnx.ModelProto), optimise its IR and generate C. `example_inputs` is a
     tensor or tuple of tensors with the deployment shapes (optional for ONNX models whose input shapes
@@ -179,7 +188,8 @@ def compile(model, example_inputs: Sequence | None = None, *, name: str = "model
     whenever a weight is zero (for tests). `kernels`: "optimized" runs each layer on the fastest C kernel
     that fits it (Armv7E-M DSP instructions, im2col, register tiling; passes/select_kernels.py),
     "reference" on the plain portable kernels (the oracle; no scratch buffers). `progress(step, done,
-    total)`, when given, hears about each step (the CLI draws it as a progress bar).
+    total)`, when given, hears about each step (the CLI draws it as a progress bar). Weights holding NaN or
+    Inf are refused with an InputError naming them, unless `allow_nonfinite=True` (then a warning).
 
     ONNX QDQ models (QuantizeLinear / DequantizeLinear around activations and on int8 weights, e.g. from
     onnxruntime's `quantize_static(quant_format=QuantFormat.QDQ)`) keep their own scales and zero points:
@@ -190,6 +200,7 @@ def compile(model, example_inputs: Sequence | None = None, *, name: str = "model
     for a float32 C would compute another model."""
     import torch  # noqa: PLC0415
 
+    from .frontend.checks import check_sizes  # noqa: PLC0415
     from .frontend.onnx_import import from_onnx, is_onnx_model  # noqa: PLC0415
     from .frontend.torch_export import export_model, from_exported_program  # noqa: PLC0415
 
@@ -226,7 +237,9 @@ def compile(model, example_inputs: Sequence | None = None, *, name: str = "model
     if quantize == "int8-weights" and (calibration is not None or observer):
         raise InputError("quantize='int8-weights' keeps activations in float32: it takes no calibration or observer")
     _tell(progress, "building the IR")
-    graph = from_onnx(model, example_inputs, name=name) if onnx_model else from_exported_program(ep, name=name)
+    graph = (from_onnx(model, example_inputs, name=name, allow_nonfinite=allow_nonfinite) if onnx_model
+             else from_exported_program(ep, name=name, allow_nonfinite=allow_nonfinite))
+    check_sizes(graph)
     _tell(progress, "optimising the graph")
     graph = run_passes(graph, passes)
     if onnx_model and quantize is None:
@@ -578,6 +591,17 @@ def _graph_facts(compiled: CompiledModel, command: str | None) -> dict:
         "kernels": [node.kernel for node in g.nodes],
         "quantization": compiled.quantize_mode or "float32",
         "version": __version__,
-        "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "date": _report_date(datetime),
         "command": command if command is not None else " ".join([sys.argv[0].rsplit("/", 1)[-1], *sys.argv[1:]]),
     }
+
+
+def _report_date(datetime) -> str:
+    """Now, or SOURCE_DATE_EPOCH (reproducible-builds.org) when set, so that a build system can make
+    the report byte-identical from run to run like the C and the JSON."""
+    import os  # noqa: PLC0415
+
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch and epoch.isdigit():
+        return datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")

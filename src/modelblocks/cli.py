@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
-from .errors import CompileError, ExportError, InputError, ModelBlocksError, ToolchainError, UnsupportedOpError
+from .errors import (CompileError, ExportError, InputError, ModelBlocksError, NonFiniteWeightsWarning, ToolchainError,
+                     UnsupportedOpError)
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1  # verify/compile/simulate: an output differs; analyze: does not fit; study: no point qualifies
@@ -96,6 +97,8 @@ def _quantize_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kernels", choices=["optimized", "reference"], default="optimized",
                    help="C kernels: optimized (default: Armv7E-M DSP instructions, im2col, register tiling, "
                         "portable elsewhere) or reference (the plain loops the optimised kernels are tested against)")
+    p.add_argument("--allow-nonfinite", action="store_true",
+                   help="compile weights that hold NaN or Inf (refused by default; a warning names them)")
 
 
 def _verify_options(p: argparse.ArgumentParser, runs: int) -> None:
@@ -407,6 +410,11 @@ def _check_verify_options(args) -> None:
 def _check_out_dir(out: Path, force: bool) -> None:
     if out.exists() and not out.is_dir():
         raise InputError(f"output path {out} exists and is not a folder")
+    from .folders import file_in_the_way  # noqa: PLC0415
+
+    blocker = file_in_the_way(out.parent)
+    if blocker is not None:  # fail before the (slow) compile, not when saving
+        raise InputError(f"cannot create the output folder {out}: {blocker} is a file, not a folder")
     if out.is_dir() and any(out.iterdir()) and not force:
         previous = (out / "report.json").is_file() and (out / "ir").is_dir()
         if not previous:
@@ -499,10 +507,18 @@ def _compile(loaded, args, name="model", prefix=None, arena_section=""):
                  "calibration": args.calibration if args.quantize == "int8" else None}
     elif getattr(args, "calibration", None) or getattr(args, "keep_float", None) or getattr(args, "observer", None):
         raise InputError("--calibration, --observer and --keep-float need --quantize")
-    with _working("compiling") as progress:
-        return mb_compile(loaded.model, loaded.example_inputs, name=name, prefix=prefix, arena_section=arena_section,
-                          sparse=getattr(args, "sparse", "auto"), kernels=getattr(args, "kernels", "optimized"),
-                          progress=progress, **quant)
+    with _working("compiling") as progress, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", NonFiniteWeightsWarning)
+        compiled = mb_compile(loaded.model, loaded.example_inputs, name=name, prefix=prefix,
+                              arena_section=arena_section, sparse=getattr(args, "sparse", "auto"),
+                              kernels=getattr(args, "kernels", "optimized"),
+                              allow_nonfinite=getattr(args, "allow_nonfinite", False), progress=progress, **quant)
+    for w in caught:  # ours as one plain line on stderr (not a file:line warning); others as they were
+        if issubclass(w.category, NonFiniteWeightsWarning):
+            print(f"warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return compiled
 
 
 COMPILE_TARGETS = ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55", "stm32h723zg")
@@ -524,13 +540,14 @@ def cmd_compile(args) -> int:
         ok, verification = _verify(compiled, loaded, args, console)  # before saving: a crash here writes nothing
     try:
         compiled.save(out)  # atomic: on failure, a previous output folder stays as it was
-    except OSError as exc:
+    except OSError as exc:  # save() words the usual causes itself; this is the rest
         raise InputError(f"cannot write the output folder {out}: {exc}") from None
     _print_report(compiled.report, console)
     quantization = None
     if compiled.quantization is not None:
         quantization = _print_quantization(compiled, args, out, console)
     target = _build_target(compiled, args, out, console) if args.target else None
+    ok = ok and (target or {}).get("fits", True)
     console.print(f"wrote {out}/:")
     for f in _files(out):
         console.print(f"  {f}")
@@ -589,6 +606,11 @@ def _build_target(compiled, args, out: Path, console) -> dict:
     if ALIASES.get(target, target) == "stm32h723zg":
         from .targets.firmware import build_firmware, write_firmware_project  # noqa: PLC0415
 
+        refusal = _firmware_does_not_fit(compiled)
+        if refusal:  # the linker would fail with a cryptic overflow: say it in the board's terms
+            console.print(f"stm32h723zg: {refusal}", markup=False, soft_wrap=True)
+            return {"target": "stm32h723zg", "fits": False, "verdict": refusal}
+
         project = write_firmware_project(compiled, out / "stm32h723zg", arena_region=args.arena_region)
         with _working("building the stm32h723zg firmware (arm-none-eabi-gcc)"):
             fw = build_firmware(project)
@@ -599,6 +621,16 @@ def _build_target(compiled, args, out: Path, console) -> dict:
         return {"target": "stm32h723zg", "project": str(project), "elf": str(fw.elf), "bin": str(fw.bin),
                 "hex": str(fw.hex), "arena_region": args.arena_region, "sizes": _sizes(s)}
     raise InputError(f"--target {args.target!r}: choose one of {', '.join(COMPILE_TARGETS)}")
+
+
+def _firmware_does_not_fit(compiled) -> str:
+    """'' when the model fits the NUCLEO-H723ZG's flash and RAM, else the verdict of `analyze`."""
+    from .reports.analyze import analyze_fit, memory_report  # noqa: PLC0415
+    from .targets.boards import get_board  # noqa: PLC0415
+
+    board = get_board("stm32h723zg")
+    verdict = analyze_fit(memory_report(compiled, estimate=False), board)
+    return "" if verdict.fits else verdict.text  # the arena's region is checked when the firmware links
 
 
 def cmd_verify(args) -> int:

@@ -40,6 +40,10 @@ class SimulationError(ModelBlocksError):
     """The program failed in QEMU: a CPU fault, a harness error or a time-out."""
 
 
+class NonFiniteWeightsWarning(UserWarning):
+    """Weights hold NaN or Inf and compile(allow_nonfinite=True) compiles them anyway."""
+
+
 def where(scope: str = "", source: str = "", op: str = "") -> str:
     """Format the place of a problem as ' (op X, module a.b, file.py:12)'."""
     parts = []

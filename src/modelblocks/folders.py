@@ -23,3 +23,11 @@ def replaced_folder(directory: str | Path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def file_in_the_way(directory: str | Path) -> Path | None:
+    """The nearest existing ancestor of `directory` when it is a file (so the folder cannot be made)."""
+    parent = Path(directory)
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    return parent if parent.exists() and not parent.is_dir() else None

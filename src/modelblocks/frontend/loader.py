@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import json
+import math
 import pickle
 import re
 import sys
@@ -20,7 +21,7 @@ from typing import Any, Sequence
 import torch
 
 from ..errors import ExportError, InputError
-from .diagnose import shape_str, user_frame
+from .diagnose import quiet_torch, shape_str, user_frame
 
 DTYPES = {"float32": torch.float32, "int64": torch.int64, "int32": torch.int32}
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -231,16 +232,23 @@ def load_state_dict(path: Path, *, trust_pickle: bool = False, user_module=None)
     except pickle.UnpicklingError as exc:
         text = str(exc)
         found = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        blocked = re.search(r"unsupported GLOBAL (\S+) whose module (\S+) is blocked", text)
         if not trust_pickle and found:
             raise InputError(
                 f"{path.name} holds pickled Python objects (here {found.group(1)}: a whole model saved with "
                 "torch.save(model)?), not a plain state_dict. Loading it executes code from the file: if you "
                 "trust the file, pass --trust-pickle; better, save model.state_dict() instead") from None
+        if not trust_pickle and blocked:  # os.system, subprocess, builtins.eval, ...: never a model
+            raise InputError(
+                f"{path.name} refers to {blocked.group(1)}, which is not part of any model: loading it would run "
+                "that code. ModelBlocks did not run it. Do not pass --trust-pickle for this file unless you know "
+                "exactly what it does; ask for a plain state_dict (model.state_dict()) instead") from None
         detail = re.search(r"WeightsUnpickler error:\s*(.+)", text)
         reason = detail.group(1).strip() if detail else _first_line(exc)
         raise InputError(f"cannot read weights file {path}: not a file written by torch.save ({reason})") from None
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ModuleNotFoundError, ImportError) as exc:
-        raise InputError(f"cannot read weights file {path}: {type(exc).__name__}: {_first_line(exc)}") from None
+    except Exception as exc:  # a truncated or foreign file makes torch.load raise almost anything (KeyError, ...)
+        raise InputError(f"cannot read weights file {path}: not a complete file written by torch.save "
+                         f"({type(exc).__name__}: {_first_line(exc)})") from None
 
     if isinstance(obj, torch.nn.Module):
         notes.append(f"{path.name} is a pickled {type(obj).__name__}; using its state_dict")
@@ -340,9 +348,16 @@ def parse_dtypes(names: Sequence[str] | None, count: int) -> list[torch.dtype]:
 
 
 def make_inputs(shapes: Sequence[tuple[int, ...]], dtypes: Sequence[torch.dtype], seed: int = 0) -> tuple:
+    from .checks import INT32_MAX  # noqa: PLC0415
+
     gen = torch.Generator().manual_seed(seed)
     inputs = []
-    for shape, dtype in zip(shapes, dtypes):
+    for k, (shape, dtype) in enumerate(zip(shapes, dtypes)):
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes > INT32_MAX:  # before allocating it: the C could not count it, no MCU could hold it
+            raise InputError(f"input {k} of shape {list(shape)} would take {nbytes:,} bytes, more than the 2**31 - 1 "
+                             "the generated C can count (int32_t). What to change: give the deployment shape "
+                             "(--input-shape)")
         if dtype.is_floating_point:
             inputs.append(torch.randn(shape, generator=gen, dtype=dtype))
         else:
@@ -380,7 +395,8 @@ def load_python_model(spec: str, weights: str | None, input_shapes: Sequence[str
 def load_exported_program(path: Path, input_shapes: Sequence[str] = (), input_dtypes=None) -> LoadedModel:
     _require_file(path, "exported program")
     try:
-        ep = torch.export.load(str(path))
+        with quiet_torch():  # torch logs its own traceback of a bad file; ours says it in one line
+            ep = torch.export.load(str(path))
     except Exception as exc:  # torch.export.load raises many types for a bad file
         raise InputError(f"cannot load {path} as a torch.export program (saved with torch.export.save): "
                          f"{type(exc).__name__}: {_first_line(exc)}") from None

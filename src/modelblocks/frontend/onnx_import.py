@@ -32,6 +32,7 @@ from ..ir.graph import Graph, Tensor
 from ..ir.verify import verify
 from ..ops.registry import REQUIRED, onnx_converter, supported_onnx
 from . import onnx_qdq
+from .checks import check_finite
 from .convert_context import ConvertContext, call_converter
 
 # ONNX TensorProto element types -> IR dtypes (64-bit values become 32-bit, as in the torch frontend)
@@ -214,7 +215,8 @@ def _example_array(x) -> np.ndarray:
     return np.asarray(x)
 
 
-def from_onnx(model, example_inputs: Sequence | None = None, name: str = "model") -> Graph:
+def from_onnx(model, example_inputs: Sequence | None = None, name: str = "model",
+              allow_nonfinite: bool = False) -> Graph:
     """The IR graph of an ONNX model (a path or an onnx.ModelProto)."""
     onnx = _import_onnx()
     proto, label = load_model(model)
@@ -290,6 +292,7 @@ def from_onnx(model, example_inputs: Sequence | None = None, name: str = "model"
     why_absent: dict[str, str] = {}
     for t_name, t in initializers.items():
         const_env[t_name] = onnx.numpy_helper.to_array(t)
+    check_finite(((n, a, True) for n, a in const_env.items()), label, allow_nonfinite)
     for in_name, shape, dtype in input_types:
         ir = graph.unique_name(_symbol(in_name))
         graph.add_tensor(Tensor(ir, shape, dtype))

@@ -26,6 +26,7 @@ from ..ir.dtypes import DType
 from ..ir.graph import Graph, Tensor
 from ..ir.verify import verify
 from ..ops.registry import aten_converter, supported_aten
+from .checks import check_finite
 from .convert_context import ConvertContext, call_converter
 from .diagnose import check_runs, quiet_torch, user_frame
 
@@ -134,7 +135,8 @@ def _symbol(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", text).strip("_") or "t"
 
 
-def from_exported_program(ep: torch.export.ExportedProgram, name: str = "model") -> Graph:
+def from_exported_program(ep: torch.export.ExportedProgram, name: str = "model",
+                          allow_nonfinite: bool = False) -> Graph:
     with warnings.catch_warnings():  # torch's own deprecation notices are not the user's business
         warnings.simplefilter("ignore", FutureWarning)
         ep = ep.run_decompositions({})
@@ -150,6 +152,9 @@ def from_exported_program(ep: torch.export.ExportedProgram, name: str = "model")
             if not isinstance(value, torch.Tensor):
                 raise UnsupportedOpError(f"custom object {spec.target} in the exported program is not supported")
             consts[spec.arg.name] = value
+    check_finite(((s.target, consts[s.arg.name].detach().cpu().float().numpy(), s.kind.name != "PARAMETER")
+                  for s in sig.input_specs if s.arg.name in consts and consts[s.arg.name].is_floating_point()),
+                 "the model", allow_nonfinite)
 
     targets = {s.arg.name: s.target for s in sig.input_specs if s.target}
     env: dict[Any, Any] = {}  # fx node -> IR name / tuple of names
@@ -198,6 +203,10 @@ def from_exported_program(ep: torch.export.ExportedProgram, name: str = "model")
             if not isinstance(val, torch.Tensor):
                 raise InputError(f"model input {fx_node.name} is not a tensor ({type(val).__name__})")
             _check_static(val, fx_node.name)
+            if val.dtype == torch.float64:  # a model in double: the MCU's float32 C, checked against it
+                warnings.warn(f"model input '{fx_node.name}' is float64: the C computes in float32 (the weights "
+                              "are stored in float32 too) and verify() compares it with the float64 model",
+                              stacklevel=2)
             dtype = _ir_dtype(val.dtype, fx_node.name)
             name = graph.unique_name(_symbol(fx_node.name))
             graph.add_tensor(Tensor(name, tuple(int(d) for d in val.shape), dtype))
@@ -268,7 +277,12 @@ def _ir_dtype(dtype: torch.dtype, what: str) -> DType:
                torch.int64: DType.int32, torch.int32: DType.int32, torch.int16: DType.int16, torch.int8: DType.int8,
                torch.uint8: DType.uint8, torch.bool: DType.bool}
     if dtype not in mapping:
-        raise UnsupportedOpError(f"{what} has dtype {dtype}, which is not supported")
+        kind = "complex numbers" if dtype.is_complex else str(dtype).replace("torch.", "")
+        raise UnsupportedOpError(
+            f"{what} has dtype {str(dtype).replace('torch.', '')}: the generated C has no {kind}, only float32, "
+            "integer and bool tensors. What to change: "
+            + ("pass the real and imaginary parts as float32 tensors (torch.view_as_real outside the model)"
+               if dtype.is_complex else "convert it to float32 or an integer type outside the model"))
     return mapping[dtype]
 
 
