@@ -31,6 +31,23 @@ class Lambda(torch.nn.Module):
         return self.fn(self, *xs) if self._buffers else self.fn(*xs)
 
 
+# a model file for the command-line tests: `MLP_PY` written to m.py, used as m.py:MLP -s 1,8
+MLP_PY = """\
+import torch
+from torch import nn
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(8, 16)
+        self.fc2 = nn.Linear(16, 4)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+"""
+
+
 def outputs_of(model: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> list[np.ndarray]:
     with torch.no_grad():
         y = model(*inputs)

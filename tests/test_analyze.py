@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import json
 import struct
-import textwrap
 
 import pytest
 import torch
 import torch.nn as nn
 
-import modelblocks
 from bank_models import BANK
+from helpers import MLP_PY
+
+import modelblocks
 from modelblocks import cli
 from modelblocks.errors import InputError
 from modelblocks.reports.analyze import STACK_MARGIN, analyze_fit, estimate_code_and_stack, format_verdict, memory_report
@@ -35,20 +36,7 @@ class CNN(nn.Module):
         return self.fc(x.flatten(1))
 
 
-MODEL_PY = textwrap.dedent("""\
-    import torch
-    from torch import nn
-
-
-    class MLP(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc1 = nn.Linear(8, 16)
-            self.fc2 = nn.Linear(16, 4)
-
-        def forward(self, x):
-            return self.fc2(torch.relu(self.fc1(x)))
-    """)
+MODEL_PY = MLP_PY
 
 
 @pytest.fixture(scope="module")

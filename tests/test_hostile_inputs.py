@@ -18,25 +18,15 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from helpers import MLP_PY
+
 import modelblocks
 from modelblocks import cli
 from modelblocks.errors import InputError, NonFiniteWeightsWarning, UnsupportedOpError
 from modelblocks.frontend.loader import import_file
 from modelblocks.metrics import rel_l2
 
-MODEL_PY = textwrap.dedent("""\
-    import torch
-    from torch import nn
-
-
-    class MLP(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc1 = nn.Linear(8, 16)
-            self.fc2 = nn.Linear(16, 4)
-
-        def forward(self, x):
-            return self.fc2(torch.relu(self.fc1(x)))
+MODEL_PY = MLP_PY + textwrap.dedent("""\
 
 
     class Branchy(nn.Module):
