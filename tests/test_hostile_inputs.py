@@ -163,6 +163,17 @@ def test_allow_nonfinite_compiles_with_a_warning(d, capsys):
     assert (d / "out" / "model.c").is_file()
 
 
+def test_study_refuses_nonfinite_weights_before_any_point(d, capsys):
+    np.savez(d / "eval.npz", x=np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32))
+    argv = ["study", f"{d}/model.py:MLP", "-s", "1,8", "-w", d / "nonfinite.pth", "--data", d / "eval.npz",
+            "--sparsity", "0.5", "--code", "none", "-o", d / "study"]
+    code, _, err = run(argv, capsys)
+    assert code == cli.EXIT_USER_ERROR
+    assert "fc1.weight: 3 NaN of 128 values" in err and "fc2.bias: 1 +Inf of 4 values" in err
+    assert "A study measures accuracy" in err and "allow_nonfinite" not in err
+    assert not (d / "study").exists()
+
+
 def _nan_mlp():
     torch.manual_seed(1)
     model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4)).eval()
@@ -233,6 +244,22 @@ def test_tensor_beyond_int32_refused_by_compile():
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="act")], "g", [x], [y])
     with pytest.raises(InputError, match=r"input 'x' has shape \[1, 536870912\]: 536,870,912 elements, "
                                          r"2,147,483,648 bytes.*int32_t"):
+        modelblocks.compile(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+
+
+def test_arena_beyond_int32_refused_by_compile():
+    """Each tensor fits in 2**31 bytes (1 GiB of float32 each), the ones alive together at 'pick' do not: the
+    arena's int32_t offsets could not reach them. Compiled from declared shapes, nothing is allocated."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1 << 28])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1 << 28])
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="act"), helper.make_node("Neg", ["a"], ["b"], name="neg"),
+             helper.make_node("Abs", ["a"], ["c"], name="abs"), helper.make_node("Greater", ["b", "c"], ["m"], name="cmp"),
+             helper.make_node("Where", ["m", "b", "c"], ["d"], name="pick"),
+             helper.make_node("Add", ["a", "d"], ["y"], name="sum")]
+    graph = helper.make_graph(nodes, "g", [x], [y])
+    # b, c (1 GiB each), the mask m (256 MiB) and the result d (1 GiB) are alive at once
+    with pytest.raises(InputError, match=r"the activation arena needs 3,489,660,928 bytes, more than the 2\*\*31 - 1 "
+                                         r"the generated C can address.*at layer 'pick' \(op where\)"):
         modelblocks.compile(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
 
 

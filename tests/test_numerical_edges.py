@@ -110,11 +110,22 @@ def test_int8_quantize_rounds_ties_away_from_zero_bit_exactly():
     np.testing.assert_array_equal(compiled.run_sanitized([x])[0], ref)
 
 
-@pytest.mark.xfail(strict=True, reason="found here, not fixed yet: the float reduce kernel sums sequentially, so "
-                   "20,000 terms of 0.1 after 1e6 each round to the float32 step at 1e6 (rel L2 5e-4 vs PyTorch's "
-                   "pairwise sum); needs pairwise or compensated summation in mb_reduce")
 def test_long_sum_and_mean_do_not_lose_the_small_terms():
     """A row of one large value and many small ones: the float C's sum stays within 1e-5 of PyTorch."""
     x = torch.cat([torch.full((1, 1), 1e6), torch.full((1, 20000), 0.1)], 1)
     check_model(op_model(lambda t: t.sum(-1, keepdim=True)), x, sanitize=False)
     check_model(op_model(lambda t: t.mean(-1, keepdim=True)), x, sanitize=False)
+    rows = torch.cat([x, x.flip(-1), -x], 0)  # the large value first, last, and negated
+    check_model(op_model(lambda t: t.sum(-1)), rows, sanitize=False)
+    check_model(op_model(lambda t: t.var(-1, keepdim=True)), rows, sanitize=False)
+
+
+def test_compensated_sum_keeps_infinities_and_nans():
+    """The compensation term of inf + finite is inf - inf: the kernel must report the running sum as it is."""
+    x = torch.tensor([[1.0, float("inf"), 2.0, 3.0], [1.0, float("-inf"), float("inf"), 0.0],
+                      [float("nan"), 1.0, 2.0, 3.0], [-3e38, -3e38, 1.0, 0.0]])
+    compiled = modelblocks.compile(op_model(lambda t: t.sum(-1)), (torch.zeros(4, 4),), allow_nonfinite=True)
+    expected = x.sum(-1).numpy()
+    assert np.isposinf(expected[0]) and np.isnan(expected[1]) and np.isnan(expected[2]) and np.isneginf(expected[3])
+    for got in (compiled.run_c([x.numpy()])[0], compiled.run_sanitized([x.numpy()])[0]):
+        np.testing.assert_array_equal(got, expected)

@@ -35,6 +35,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import InputError
+from ..frontend.checks import check_finite
 from ..metrics import rel_l2
 from ..reports.study import PRECISIONS, StudyPoint
 from .distill import distill
@@ -226,6 +227,12 @@ def run_study(model: nn.Module, example_inputs, data: StudyData, spec: StudySpec
         raise InputError(f"the study changes and fine-tunes a torch.nn.Module, and {_describe(model)} is not one. "
                          "What to change: run it on the PyTorch model (model.py:Class with --weights); an ONNX or "
                          ".pt2 model can still be compiled in int8 with compile --quantize int8")
+    buffers = {name for name, _ in model.named_buffers()}
+    check_finite(((name, t.detach().cpu().numpy(), name in buffers) for name, t in model.state_dict().items()),
+                 "the model", allow=False,
+                 remedy="A study measures accuracy, which NaN or Inf weights make meaningless (every point would "
+                        "inherit them), so it has no --allow-nonfinite. What to change: check the training run (a "
+                        "diverged loss) and the weights file")
     if isinstance(example_inputs, torch.Tensor):
         example_inputs = (example_inputs,)
     if len(example_inputs) != 1:

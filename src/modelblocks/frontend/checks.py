@@ -35,9 +35,11 @@ def _bad_values(data: np.ndarray, mask_ok: bool) -> str:
     return f"{', '.join(counts)} of {data.size} values"
 
 
-def check_finite(tensors: Iterable[tuple[str, np.ndarray, bool]], source: str, allow: bool) -> None:
+def check_finite(tensors: Iterable[tuple[str, np.ndarray, bool]], source: str, allow: bool,
+                 remedy: str = "") -> None:
     """`tensors`: (name, data, mask_ok) per weight; mask_ok for buffers and initializers, which may
-    hold -inf as an attention mask. Raises InputError naming every bad tensor (or warns, if allowed)."""
+    hold -inf as an attention mask. Raises InputError naming every bad tensor (or warns, if allowed);
+    `remedy` replaces the default advice of the error."""
     bad = []
     for name, data, mask_ok in tensors:
         found = _bad_values(np.asarray(data), mask_ok)
@@ -52,9 +54,9 @@ def check_finite(tensors: Iterable[tuple[str, np.ndarray, bool]], source: str, a
                                                "where these values reach an output"]),
                       NonFiniteWeightsWarning, stacklevel=3)
         return
-    raise InputError("\n".join([head, *shown, "The C would compute NaN or Inf outputs. What to change: check the "
-                                              "training run (a diverged loss) and the weights file; to compile "
-                                              "anyway, pass allow_nonfinite=True (CLI: --allow-nonfinite)"]))
+    raise InputError("\n".join([head, *shown, remedy or "The C would compute NaN or Inf outputs. What to change: "
+                                 "check the training run (a diverged loss) and the weights file; to compile anyway, "
+                                 "pass allow_nonfinite=True (CLI: --allow-nonfinite)"]))
 
 
 def check_sizes(graph: Graph) -> None:

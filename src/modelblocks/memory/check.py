@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from ..errors import CompileError
+from ..errors import CompileError, InputError, where
+from ..frontend.checks import INT32_MAX
 from .liveness import Buffer
 
 
@@ -65,6 +66,21 @@ def live_bytes(buffers: Sequence[Buffer]) -> dict[int, int]:
         for t in range(b.first_use, b.last_use + 1):
             live[t] += b.size
     return live
+
+
+def check_addressable(buffers: Sequence[Buffer], arena_bytes: int, nodes: Sequence) -> None:
+    """Refuse an arena the C cannot address. Each tensor may be under 2 GiB while the ones alive
+    together are not, and the generated C holds arena offsets and sizes in int32_t."""
+    if arena_bytes <= INT32_MAX:
+        return
+    live = live_bytes(buffers)
+    step = max(live, key=live.get)
+    node = nodes[step] if 0 <= step < len(nodes) else None
+    place = where(node.scope, node.source, node.op) if node is not None else ""
+    raise InputError(f"the activation arena needs {arena_bytes:,} bytes, more than the 2**31 - 1 the generated C "
+                     f"can address (int32_t offsets): {live[step]:,} bytes are alive at once at layer "
+                     f"{getattr(node, 'name', step)!r}{place}. What to change: compile with the deployment shape "
+                     "(a smaller --input-shape)")
 
 
 def lower_bound(buffers: Sequence[Buffer]) -> int:

@@ -18,7 +18,7 @@ from ... import __version__
 from ...errors import CompileError, InputError, where
 from ...ir.graph import Graph
 from ...memory.liveness import StoragePlan, analyze_storage
-from ...memory.check import check_plan
+from ...memory.check import check_addressable, check_plan
 from ...memory.planner import pad_buffers, plan_best
 from ...ops.registry import get_op
 from .canaries import canary_table, guard_bytes, pattern_literal
@@ -88,6 +88,7 @@ def generate_c(graph: Graph, prefix: str = "model", arena_attr: str = "", arena_
     best = plan_best(buffers)
     offsets, arena_bytes = best.offsets, best.arena_bytes
     check_plan(buffers, offsets, arena_bytes)
+    check_addressable(buffers, arena_bytes, graph.nodes)
     if canaries:  # the planner placed buffer + guards; the data starts after the low guard
         offsets = {name: off + guard for name, off in offsets.items()}
     ctx = EmitContext(graph, plan, offsets, prefix)

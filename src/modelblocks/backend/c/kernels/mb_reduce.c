@@ -2,6 +2,32 @@
 #include "mb_common.h"
 
 
+/* Compensated (Neumaier) sum: `comp` keeps the low-order bits each addition rounds away, so a
+ * long row mixing large and small values (1e6 then 20,000 x 0.1) sums to within one rounding of
+ * the exact value, where a plain float loop loses every small term. Order-independent accuracy
+ * also keeps the C close to PyTorch's pairwise sum. */
+typedef struct {
+    float sum;
+    float comp;
+} mb_sum_f32;
+
+static void mb_sum_add(mb_sum_f32 *s, float v)
+{
+    const float t = s->sum + v;
+    if (fabsf(s->sum) >= fabsf(v)) {
+        s->comp += (s->sum - t) + v;
+    } else {
+        s->comp += (v - t) + s->sum;
+    }
+    s->sum = t;
+}
+
+/* An infinite or NaN running sum is the answer as it stands: its compensation holds inf - inf. */
+static float mb_sum_value(const mb_sum_f32 *s)
+{
+    return isfinite(s->sum) ? s->sum + s->comp : s->sum;
+}
+
 /* Advance an odometer over `dims`, last dimension fastest; returns the element offset change. */
 static int64_t mb_reduce_step(int32_t *idx, const int32_t *dims, const int32_t *strides, int32_t rank)
 {
@@ -47,27 +73,27 @@ void mb_reduce_f32(const float *x, float *y, int32_t kind,
                 off += mb_reduce_step(ridx, red_dims, red_strides, red_rank);
             }
         } else {
-            float sum = 0.0f;
+            mb_sum_f32 sum = {0.0f, 0.0f};
             for (int32_t r = 0; r < count; ++r) {
-                sum += x[off];
+                mb_sum_add(&sum, x[off]);
                 off += mb_reduce_step(ridx, red_dims, red_strides, red_rank);
             }
-            acc = sum;
+            acc = mb_sum_value(&sum);
             if (kind != MB_REDUCE_SUM) {
-                acc = sum / (float)count;
+                acc = acc / (float)count;
             }
             if (kind == MB_REDUCE_VAR || kind == MB_REDUCE_STD) {
                 /* second pass over the deviations: exact where E[x^2] - E[x]^2 cancels */
                 const float mean = acc;
-                float sq = 0.0f;
+                mb_sum_f32 sq = {0.0f, 0.0f};
                 off = base;
                 for (int32_t r = 0; r < count; ++r) {
                     const float dv = x[off] - mean;
-                    sq += dv * dv;
+                    mb_sum_add(&sq, dv * dv);
                     off += mb_reduce_step(ridx, red_dims, red_strides, red_rank);
                 }
                 const float den = (float)count - correction;
-                acc = sq / (den > 0.0f ? den : 0.0f);
+                acc = mb_sum_value(&sq) / (den > 0.0f ? den : 0.0f);
                 if (kind == MB_REDUCE_STD) {
                     acc = sqrtf(acc);
                 }
