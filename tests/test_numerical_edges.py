@@ -120,6 +120,20 @@ def test_long_sum_and_mean_do_not_lose_the_small_terms():
     check_model(op_model(lambda t: t.var(-1, keepdim=True)), rows, sanitize=False)
 
 
+def test_average_pooling_does_not_lose_the_small_terms():
+    """A 64x64 plane of 0.1 with one 1e6: global average pooling within 1e-5 of PyTorch's adaptive pool.
+    PyTorch's own avg_pool2d sums sequentially and is 1e-4 off here, so the window pool is checked
+    against the float64 mean instead."""
+    x = torch.full((1, 2, 64, 64), 0.1)
+    x[0, 0, 0, 0] = 1e6
+    x[0, 1, -1, -1] = -1e6
+    check_model(op_model(lambda t: torch.nn.functional.adaptive_avg_pool2d(t, 1)), x)
+    exact = x.double().mean((2, 3), keepdim=True).numpy()
+    compiled = modelblocks.compile(op_model(lambda t: torch.nn.functional.avg_pool2d(t, 64)), (x,))
+    for got in (compiled.run_reference([x.numpy()])[0], compiled.run_c([x.numpy()])[0]):
+        assert np.abs(got - exact).max() / np.abs(exact).max() < 1e-7
+
+
 def test_compensated_sum_keeps_infinities_and_nans():
     """The compensation term of inf + finite is inf - inf: the kernel must report the running sum as it is."""
     x = torch.tensor([[1.0, float("inf"), 2.0, 3.0], [1.0, float("-inf"), float("inf"), 0.0],

@@ -63,4 +63,30 @@ static inline float mb_clampf(float v, float lo, float hi)
     return v > hi ? hi : v;
 }
 
+/* Compensated (Neumaier) sum: `comp` keeps the low-order bits each addition rounds away, so a
+ * long row mixing large and small values (1e6 then 20,000 x 0.1) sums to within one rounding of
+ * the exact value, where a plain float loop loses every small term. Used where a float kernel
+ * sums a row of unbounded length (reductions, average pooling). */
+typedef struct {
+    float sum;
+    float comp;
+} mb_sum_f32;
+
+static inline void mb_sum_add(mb_sum_f32 *s, float v)
+{
+    const float t = s->sum + v;
+    if (fabsf(s->sum) >= fabsf(v)) {
+        s->comp += (s->sum - t) + v;
+    } else {
+        s->comp += (v - t) + s->sum;
+    }
+    s->sum = t;
+}
+
+/* An infinite or NaN running sum is the answer as it stands: its compensation holds inf - inf. */
+static inline float mb_sum_value(const mb_sum_f32 *s)
+{
+    return isfinite(s->sum) ? s->sum + s->comp : s->sum;
+}
+
 #endif /* MB_COMMON_H */

@@ -52,12 +52,13 @@ void mb_avg_pool_f32(const float *x, float *y, int32_t planes, int32_t h, int32_
             }
             for (int32_t p = 0; p < planes; ++p) {
                 const float *xp = x + (int64_t)p * h * w;
-                float acc = 0.0f;
+                mb_sum_f32 sum = {0.0f, 0.0f};
                 for (int32_t i = h0; i < h1; ++i) {
                     for (int32_t j = w0; j < w1; ++j) {
-                        acc += xp[(int64_t)i * w + j];
+                        mb_sum_add(&sum, xp[(int64_t)i * w + j]);
                     }
                 }
+                const float acc = mb_sum_value(&sum);
                 /* an empty window (possible only in odd ceil_mode cases) gives 0, as in PyTorch */
                 y[((int64_t)p * oh + r) * ow + c] = (h0 < h1 && w0 < w1) ? acc / (float)div : 0.0f;
             }
@@ -86,12 +87,13 @@ void mb_adaptive_avg_pool_f32(const float *x, float *y, int32_t planes, int32_t 
             const float count = (float)((h1 - h0) * (w1 - w0));
             for (int32_t p = 0; p < planes; ++p) {
                 const float *xp = x + (int64_t)p * h * w;
-                float acc = 0.0f;
+                mb_sum_f32 sum = {0.0f, 0.0f};
                 for (int32_t i = h0; i < h1; ++i) {
                     for (int32_t j = w0; j < w1; ++j) {
-                        acc += xp[(int64_t)i * w + j];
+                        mb_sum_add(&sum, xp[(int64_t)i * w + j]);
                     }
                 }
+                const float acc = mb_sum_value(&sum);
                 y[((int64_t)p * oh + r) * ow + c] = acc / count;
             }
         }

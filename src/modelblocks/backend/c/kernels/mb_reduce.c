@@ -2,32 +2,6 @@
 #include "mb_common.h"
 
 
-/* Compensated (Neumaier) sum: `comp` keeps the low-order bits each addition rounds away, so a
- * long row mixing large and small values (1e6 then 20,000 x 0.1) sums to within one rounding of
- * the exact value, where a plain float loop loses every small term. Order-independent accuracy
- * also keeps the C close to PyTorch's pairwise sum. */
-typedef struct {
-    float sum;
-    float comp;
-} mb_sum_f32;
-
-static void mb_sum_add(mb_sum_f32 *s, float v)
-{
-    const float t = s->sum + v;
-    if (fabsf(s->sum) >= fabsf(v)) {
-        s->comp += (s->sum - t) + v;
-    } else {
-        s->comp += (v - t) + s->sum;
-    }
-    s->sum = t;
-}
-
-/* An infinite or NaN running sum is the answer as it stands: its compensation holds inf - inf. */
-static float mb_sum_value(const mb_sum_f32 *s)
-{
-    return isfinite(s->sum) ? s->sum + s->comp : s->sum;
-}
-
 /* Advance an odometer over `dims`, last dimension fastest; returns the element offset change. */
 static int64_t mb_reduce_step(int32_t *idx, const int32_t *dims, const int32_t *strides, int32_t rank)
 {
