@@ -2,11 +2,15 @@
 across Python processes with different PYTHONHASHSEED (set and dict orders, hashes of names).
 
 Each process runs `modelblocks compile ... --json` (cli.main, the command's code path) for four
-models: a float CNN, an int8 CNN calibrated on an .npy file, a small transformer and an LSTM."""
+models: a float CNN, an int8 CNN calibrated on an .npy file, a small transformer and an LSTM.
+The target builds (`--target stm32h723zg`: the firmware project, its objects, ELF, map, .bin and
+.hex; `--target cortex-m7`: the QEMU harness ELF) are also built twice, in folders of different
+names and depths, and must be byte-identical too: no build path or time stamp in any file."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -14,6 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+FIRMWARE_TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-objcopy", "make")
+APT = "apt-get install --no-install-recommends gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi make"
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -76,11 +83,19 @@ DRIVER = textwrap.dedent("""\
     """)
 
 
-def _run(folder: Path, hashseed: str) -> None:
+# the target builds: a float and an int8 firmware project, and the Cortex-M7 simulation ELF
+TARGET_RUNS = {
+    "fw_cnn": [*RUNS["cnn"], "--target", "stm32h723zg"],
+    "fw_cnn_int8": [*RUNS["cnn_int8"], "--target", "stm32h723zg"],
+    "m7_cnn": [*RUNS["cnn"], "--target", "cortex-m7"],
+}
+
+
+def _run(folder: Path, hashseed: str, runs: dict | None = None) -> None:
     import json  # noqa: PLC0415
 
     env = {**os.environ, "PYTHONHASHSEED": hashseed, "PYTHONPATH": str(REPO / "src")}
-    done = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(RUNS)], cwd=folder, env=env,
+    done = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(runs or RUNS)], cwd=folder, env=env,
                           capture_output=True, timeout=300, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -122,3 +137,42 @@ def test_the_json_output_names_no_run_specific_paths(two_runs):
     for name in RUNS:
         text = a[f"{name}.json"].decode()
         assert "/tmp" not in text and "seed1" not in text
+
+
+@pytest.fixture(scope="module")
+def two_target_builds(tmp_path_factory):
+    missing = [t for t in FIRMWARE_TOOLS if not shutil.which(t)]
+    if missing:
+        message = f"{', '.join(missing)} missing: {APT}"
+        if os.environ.get("MODELBLOCKS_REQUIRE_TOOLCHAIN"):
+            pytest.fail(message)
+        pytest.skip(message)
+    # different names and depths: a path in the debug information would change string offsets and sizes
+    folders = [tmp_path_factory.mktemp("a"), tmp_path_factory.mktemp("builds") / "somewhere" / "else_entirely"]
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "model.py").write_text(MODEL_PY)
+        np.save(folder / "calib.npy", np.random.default_rng(0).standard_normal((16, 1, 8, 8)).astype(np.float32))
+    import concurrent.futures  # noqa: PLC0415
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        for p in [pool.submit(_run, f, s, TARGET_RUNS) for f, s in zip(folders, ("1", "4242"))]:
+            p.result()
+    return folders, [_files(f) for f in folders]
+
+
+def test_target_builds_are_byte_identical_in_any_folder(two_target_builds):
+    folders, (a, b) = two_target_builds
+    assert sorted(a) == sorted(b)
+    for name in ("fw_cnn", "fw_cnn_int8"):  # the whole firmware, built: objects, ELF, map, flash images
+        fw = f"out_{name}/stm32h723zg"
+        for path in ("Makefile", "link.ld", "fw_startup.c", "main.c", "model/model.c", "build/obj/main.o",
+                     "build/model.elf", "build/model.map", "build/model.bin", "build/model.hex"):
+            assert f"{fw}/{path}" in a, path
+    assert "out_m7_cnn/cortex-m7/model.elf" in a
+    assert a["out_fw_cnn/stm32h723zg/build/model.bin"] != a["out_fw_cnn_int8/stm32h723zg/build/model.bin"]
+    differ = [path for path in a if a[path] != b[path]]
+    assert differ == []
+    for path, data in a.items():  # the cause, named: no file holds the folder it was built in
+        for folder in folders:
+            assert str(folder).encode() not in data, f"{path} names its build folder {folder}"

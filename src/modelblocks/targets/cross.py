@@ -74,12 +74,19 @@ def build_for_cpu(source: CSource, graph: Graph, cpu: CortexM, workdir: str | Pa
         flash_origin=cpu.flash_origin, flash_size=cpu.flash_size, ram_origin=cpu.ram_origin, ram_size=cpu.ram_size))
     elf = d / f"{source.prefix}.elf"
     cc = tool("arm-none-eabi-gcc")
-    args = [cc, *TARGET_CFLAGS, opt, *cpu.flags, "-DMB_PROFILE", "-I.", "-nostartfiles", "--specs=nosys.specs",
-            "-T", "link.ld", "-Wl,--gc-sections", f"-Wl,-Map={source.prefix}.map", "-o", elf.name,
-            "startup.c", "harness.c", *source.c_files, "-lm"]
+    sources = ["startup.c", "harness.c", *source.c_files]
+    # Compile, then link named objects: one gcc call for both would link /tmp/cc*.o files whose random
+    # names end up in the map file, and the same model would not build to the same files twice.
+    compile_args = [cc, *TARGET_CFLAGS, opt, *cpu.flags, "-DMB_PROFILE", "-I.", "-c", *sources]
+    link_args = [cc, opt, *cpu.flags, "-nostartfiles", "--specs=nosys.specs", "-T", "link.ld", "-Wl,--gc-sections",
+                 f"-Wl,-Map={source.prefix}.map", "-o", elf.name, *(Path(f).with_suffix(".o").name for f in sources),
+                 "-lm"]
     (d / "build.sh").write_text("#!/bin/sh\n# Rebuild the ELF by hand.\n"
-                                f"cd \"$(dirname \"$0\")\" && exec {' '.join(args)}\n")
-    proc = subprocess.run(args, cwd=d, capture_output=True, text=True)
+                                f"cd \"$(dirname \"$0\")\" && {' '.join(compile_args)} && exec {' '.join(link_args)}\n")
+    for args in (compile_args, link_args):
+        proc = subprocess.run(args, cwd=d, capture_output=True, text=True)
+        if proc.returncode != 0:
+            break
     if proc.returncode != 0:
         overflow = [line for line in proc.stderr.splitlines() if "overflowed by" in line or "will not fit" in line]
         if overflow:
