@@ -496,3 +496,25 @@ def test_shape_op_refusals(node, needle):
     m = _model([node], [("x", [1, 8, 2, 2])], ["y"], {"bad_reps": np.array([1, 2], np.int64)})
     text = _refusal(m)
     assert all(name in text for name in (node.op_type, node.name, needle)), text  # op type, node, attribute
+
+
+# -- pooling with ceil_mode (found by tests/test_fuzz_onnx.py) ------------------------------------------
+
+@pytest.mark.parametrize("opset", [17, 22])
+def test_ceil_mode_pool_drops_a_window_starting_in_the_padding(opset):
+    # onnx.shape_inference before opset 22 says a ceil_mode pool of length 2 (kernel 1, stride 2) gives 2
+    # values, onnxruntime / PyTorch / onnx.reference compute 1: the frontend used to take its own correct
+    # shape for a converter bug (GraphError) at the pool and at every node after it
+    nodes = [helper.make_node("MaxPool", ["x"], ["mp"], kernel_shape=[1, 3], strides=[2, 2], ceil_mode=1),
+             helper.make_node("AveragePool", ["x"], ["ap"], kernel_shape=[3, 1], strides=[2, 3], pads=[1, 0, 1, 0],
+                              ceil_mode=1, count_include_pad=0),
+             helper.make_node("Relu", ["mp"], ["after"]),
+             helper.make_node("ReduceSum", ["ap"], ["total"], keepdims=1)]
+    m = _model(nodes, [("x", [1, 2, 4, 5])], ["after", "total"], opset=opset)
+    x = _rand(1, 2, 4, 5, seed=7)
+    compiled, want, ref, got = _compile_and_run(m, [x])
+    assert [w.shape for w in want] == [(1, 2, 2, 2), (1, 1, 1, 1)]
+    assert _worst(want, ref, got) < TOL
+    with torch.no_grad():  # PyTorch agrees on the shape and the values
+        expected = F.relu(F.max_pool2d(torch.from_numpy(x), (1, 3), (2, 2), ceil_mode=True)).numpy()
+    assert rel_l2(got[0], expected) < TOL

@@ -334,6 +334,7 @@ def from_onnx(model, example_inputs: Sequence | None = None, name: str = "model"
     ctx.value_types = {**{vi.name: _value_shape(vi) for vi in graph_inputs}, **value_shapes}
     qdq_weights: dict = {}  # folded DequantizeLinear of an int8 constant -> (float values, its scales)
     shifted_uint8: set[str] = set()  # uint8 QuantizeLinear results, held as int8 q - 128
+    stale: set[str] = set()  # values whose shape ONNX's inference gets wrong (see _inference_is_stale)
 
     for node in g.node:
         ctx.at_node(node)
@@ -375,6 +376,7 @@ def from_onnx(model, example_inputs: Sequence | None = None, name: str = "model"
                 f"Supported ONNX ops: {', '.join(supported_onnx())}")
         result = call_converter(converter, ctx, node, ctx.target, ctx.scope)
         results = result if isinstance(result, (tuple, list)) else (result,)
+        untrusted = _inference_is_stale(ctx, node) or any(i in stale for i in present)
         for k, out in enumerate(node.output):
             if not out:
                 continue
@@ -384,6 +386,8 @@ def from_onnx(model, example_inputs: Sequence | None = None, name: str = "model"
                 why_absent[out] = (f"output {k} of ONNX {node.op_type} node '{node.name}' (e.g. pooling indices, "
                                    "normalisation statistics or a dropout mask) is not supported; only the main "
                                    "result is")
+            elif untrusted:
+                stale.add(out)
             else:
                 _check_shape(ctx, out, ir, value_shapes)
 
@@ -441,6 +445,15 @@ def _fold(ctx: OnnxContext, node, const_env: dict, opset: int, label: str) -> No
                                  f"({type(exc).__name__}: {exc}){where(ctx.scope)}") from None
     for o, v in zip(outs, values):
         const_env[o] = np.asarray(v)
+
+
+def _inference_is_stale(ctx: OnnxContext, node) -> bool:
+    """True where onnx.shape_inference is known to disagree with onnxruntime (and PyTorch, and the ONNX
+    reference evaluator), so its shapes there and downstream cannot judge the converters: pooling with
+    ceil_mode=1 drops a last window that would start in the right padding, which the inference rule of
+    MaxPool / AveragePool / LpPool before opset 22 does not (e.g. length 2, kernel 1, stride 2 -> 1, not 2),
+    and the TorchScript exporter writes such pools at opset 17."""
+    return node.op_type in ("MaxPool", "AveragePool", "LpPool") and bool(ctx.attr("ceil_mode", 0))
 
 
 def _check_shape(ctx: OnnxContext, value: str, ir: str, value_shapes: dict) -> None:
