@@ -7,14 +7,24 @@ tests/test_fuzz.py runs these strategies bounded and derandomized; bench/fuzz_so
 
 Families (the `family` key):
   chain      Conv1d/Conv2d, ConvTranspose1d/2d, pooling, BatchNorm, GroupNorm, LayerNorm, PReLU,
-             activations, flatten + Linear; `int8=True` draws only ops with an int8 lowering.
+             activations, F.pad (constant incl. cropping / reflect / replicate / circular),
+             nn.Upsample (nearest, nearest-exact, (bi)linear), flatten + Linear; `int8=True` draws only
+             ops with an int8 lowering.
   binary     add/sub/mul/div/maximum/minimum over inputs, constants and Python scalars whose shapes
              broadcast (missing leading dims, size-1 dims), with unary ops in between.
   layout     reshape/permute/slice/cat/split/softmax/log_softmax/reductions/matmul with broadcast
              batch dims against a constant or a second input; may return several outputs.
-  rnn        LSTM/GRU: sequence length, hidden size, layers, bidirectional, batch_first, projection,
-             given initial state.
-  attention  F.scaled_dot_product_attention, 3-D or 4-D, cross lengths, causal or not, custom scale.
+  rnn        LSTM/GRU/RNN (tanh, relu): sequence length, hidden size, layers, bidirectional,
+             batch_first, projection, given initial state.
+  attention  F.scaled_dot_product_attention, 3-D or 4-D, cross lengths, causal or not, custom scale,
+             a float additive mask (with -inf entries) or a bool mask broadcast over batch and heads;
+             or nn.MultiheadAttention (kdim/vdim, batch_first, masks, averaged attention weights).
+  sequence   token models on [B, L, D]: Linear, LayerNorm, softmax, activations, activation x
+             activation matmuls (y @ y^T, y @ second input), multi-head self-attention, residual
+             blocks, Conv1d over the tokens; `int8=True` leaves out what has no int8 form (masks,
+             causal attention, log_softmax).
+  embedding  nn.Embedding on int64 indices (in range: PyTorch refuses negative ones), then a
+             sequence-family stack.
 
 Shapes stay small (every tensor below MAX_NUMEL elements) so one example compiles and runs in C in
 well under a second.
@@ -104,7 +114,23 @@ def make_layer(spec: dict) -> nn.Module:
         return nn.Linear(spec["cin"], spec["cout"], bias=spec["bias"])
     if op == "act":
         return FLOAT_ACTS[spec["fn"]]()
+    if op == "pad":
+        return Pad(spec["pads"], spec["mode"], spec["value"])
+    if op == "upsample":
+        return nn.Upsample(size=spec["size"], scale_factor=spec["scale"], mode=spec["mode"],
+                           align_corners=spec["align_corners"])
     raise ValueError(f"unknown chain op {op!r}")
+
+
+class Pad(nn.Module):
+    """F.pad as a layer (nn.ConstantPad* takes no negative pads, which crop)."""
+
+    def __init__(self, pads, mode, value):
+        super().__init__()
+        self.pads, self.mode, self.value = tuple(pads), mode, value
+
+    def forward(self, x):
+        return F.pad(x, self.pads, mode=self.mode, value=self.value if self.mode == "constant" else None)
 
 
 class BinaryModel(nn.Module):
@@ -183,14 +209,19 @@ class LayoutModel(nn.Module):
 
 
 class RecurrentModel(nn.Module):
-    """One nn.LSTM / nn.GRU; extra inputs are its initial state; returns the output and final state."""
+    """One nn.LSTM / nn.GRU / nn.RNN; extra inputs are its initial state; returns the output and final state."""
 
     def __init__(self, recipe: dict):
         super().__init__()
         r = recipe
         kw = dict(input_size=r["input_size"], hidden_size=r["hidden"], num_layers=r["layers"],
                   bidirectional=r["bidirectional"], batch_first=r["batch_first"], bias=r["bias"])
-        self.rnn = nn.LSTM(proj_size=r["proj"], **kw) if r["kind"] == "lstm" else nn.GRU(**kw)
+        if r["kind"] == "lstm":
+            self.rnn = nn.LSTM(proj_size=r["proj"], **kw)
+        elif r["kind"] == "gru":
+            self.rnn = nn.GRU(**kw)
+        else:  # "rnn_tanh" / "rnn_relu"
+            self.rnn = nn.RNN(nonlinearity=r["kind"].removeprefix("rnn_"), **kw)
 
     def forward(self, x, *state):
         if len(state) == 2:
@@ -200,19 +231,113 @@ class RecurrentModel(nn.Module):
         return (out, *h) if isinstance(h, tuple) else (out, h)
 
 
+def attention_mask(kind: str | None, shape: list[int], seed: int, masked_is_true: bool = False):
+    """A float additive mask (about a third of it -inf) or a bool mask (True = attend, or = masked
+    with `masked_is_true`, nn.MultiheadAttention's convention), with at least one key per query row
+    left attended: a row with every key masked is NaN in some PyTorch kernels, which is not the point."""
+    if kind is None:
+        return None
+    gen = torch.Generator().manual_seed(seed)
+    keep = torch.zeros(shape, dtype=torch.bool).scatter_(-1, torch.randint(0, shape[-1], (*shape[:-1], 1),
+                                                                            generator=gen), True)
+    allowed = (torch.rand(shape, generator=gen) < 0.6) | keep
+    if kind == "bool":
+        return ~allowed if masked_is_true else allowed
+    values = torch.randn(shape, generator=gen) * 0.5
+    return values.masked_fill(~allowed, -math.inf)
+
+
 class AttentionModel(nn.Module):
+    """F.scaled_dot_product_attention, or one nn.MultiheadAttention (kind "mha"), on inputs q, k, v;
+    a mask is a constant buffer."""
+
     def __init__(self, recipe: dict):
         super().__init__()
-        self.recipe = recipe
+        r = self.recipe = recipe
+        mha = r.get("kind") == "mha"
+        if mha:
+            self.mha = nn.MultiheadAttention(r["heads"] * r["head_dim"], r["heads"], bias=r["bias"], kdim=r["kdim"],
+                                             vdim=r["vdim"], batch_first=r["batch_first"])
+        mask = attention_mask(r.get("mask"), r.get("mask_shape"), r["seed"] + 1, masked_is_true=mha)
+        self.register_buffer("mask", mask)
 
     def forward(self, q, k, v):
         r = self.recipe
-        return F.scaled_dot_product_attention(q, k, v, is_causal=r["causal"], scale=r["scale"])
+        if r.get("kind") == "mha":
+            out, weights = self.mha(q, k, v, attn_mask=self.mask, need_weights=r["need_weights"],
+                                    average_attn_weights=r["average"])
+            return (out, weights) if r["need_weights"] else out
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=self.mask, is_causal=r["causal"], scale=r["scale"])
+
+
+class SequenceModel(nn.Module):
+    """Steps on token activations y [B, L, D] (see `sequence_recipes` for the step keys); an
+    `embedding` recipe first looks its int64 input up in an nn.Embedding. Layers live in a ModuleDict
+    under the step's index, so module paths (and node names) say which step they are."""
+
+    def __init__(self, recipe: dict):
+        super().__init__()
+        self.recipe = recipe
+        if recipe["family"] == "embedding":
+            self.embed = nn.Embedding(recipe["num"], recipe["dim"], padding_idx=recipe["padding_idx"])
+        self.layers = nn.ModuleDict()
+        for i, step in enumerate(recipe["steps"]):
+            self.layers[str(i)] = self._layer(step)
+            if step["op"] == "attention":
+                self.register_buffer(f"mask{i}", attention_mask(step["mask"], step["mask_shape"], recipe["seed"] + i))
+
+    @staticmethod
+    def _layer(step: dict) -> nn.Module:
+        op = step["op"]
+        if op == "linear":
+            return nn.Linear(step["cin"], step["cout"], bias=step["bias"])
+        if op == "layer_norm":
+            ln = nn.LayerNorm(step["d"], elementwise_affine=step["affine"])
+            if step["affine"]:
+                with torch.no_grad():  # not the identity affine of a fresh LayerNorm
+                    ln.weight.uniform_(0.5, 1.5)
+                    ln.bias.uniform_(-0.3, 0.3)
+            return ln
+        if op in ("act", "residual"):
+            act = FLOAT_ACTS[step["fn"]]()
+            return nn.Sequential(nn.Linear(step["d"], step["d"]), act) if op == "residual" else act
+        if op == "attention":
+            return nn.Linear(step["d"], 3 * step["d"], bias=step["bias"])
+        if op == "conv":
+            return nn.Conv1d(step["cin"], step["cout"], step["k"], padding=step["k"] // 2)
+        return nn.Identity()  # softmax, matmul_self, matmul_input: no parameters
+
+    def forward(self, *xs):
+        y = self.embed(xs[0]) if self.recipe["family"] == "embedding" else xs[0]
+        for i, step in enumerate(self.recipe["steps"]):
+            layer, op = self.layers[str(i)], step["op"]
+            if op in ("linear", "layer_norm", "act"):
+                y = layer(y)
+            elif op == "residual":
+                y = y + layer(y)
+            elif op == "softmax":
+                y = (F.log_softmax if step["log"] else F.softmax)(y, dim=-1)
+            elif op == "matmul_self":
+                y = torch.matmul(y, y.transpose(-1, -2)) * step["scale"]
+            elif op == "matmul_input":
+                y = torch.matmul(y, xs[step["input"]])
+            elif op == "conv":
+                y = layer(y.transpose(1, 2)).transpose(1, 2)
+            elif op == "attention":
+                b, n, d = y.shape
+                h = step["heads"]
+                q, k, v = layer(y).reshape(b, n, 3, h, d // h).permute(2, 0, 3, 1, 4)
+                a = F.scaled_dot_product_attention(q, k, v, attn_mask=getattr(self, f"mask{i}"),
+                                                   is_causal=step["causal"], scale=step["scale"])
+                y = a.transpose(1, 2).reshape(b, n, d)
+            else:
+                raise ValueError(f"unknown sequence op {op!r}")
+        return y
 
 
 def input_shapes(recipe: dict) -> list[list[int]]:
     family = recipe["family"]
-    if family in ("chain", "layout", "binary"):
+    if family in ("chain", "layout", "binary", "sequence", "embedding"):
         return [list(s) for s in recipe["inputs"]]
     if family == "rnn":
         r = recipe
@@ -241,6 +366,8 @@ def build(recipe: dict) -> nn.Module:
         model = RecurrentModel(recipe)
     elif family == "attention":
         model = AttentionModel(recipe)
+    elif family in ("sequence", "embedding"):
+        model = SequenceModel(recipe)
     else:
         raise ValueError(f"unknown family {family!r}")
     return model.eval()
@@ -249,7 +376,10 @@ def build(recipe: dict) -> nn.Module:
 def make_inputs(recipe: dict, k: int, scale: float = 1.0) -> tuple[torch.Tensor, ...]:
     """Input set number `k` of a recipe (seeded, so reproducible from the recipe alone)."""
     gen = torch.Generator().manual_seed(recipe["seed"] * 1000 + k)
-    return tuple(torch.randn(s, generator=gen) * scale for s in input_shapes(recipe))
+    xs = [torch.randn(s, generator=gen) * scale for s in input_shapes(recipe)]
+    if recipe["family"] == "embedding":  # int64 indices, all in range (`scale` does not apply)
+        xs[0] = torch.randint(0, recipe["num"], input_shapes(recipe)[0], generator=gen)
+    return tuple(xs)
 
 
 # -- drawing -----------------------------------------------------------------------------------------
@@ -262,7 +392,7 @@ def _shape_after(module: nn.Module, shape: list[int]) -> list[int] | None:
     try:
         with torch.no_grad():
             out = module.eval()(torch.zeros(shape))
-    except (RuntimeError, ValueError):
+    except (RuntimeError, ValueError, NotImplementedError):
         return None
     if out.numel() == 0 or out.numel() > MAX_NUMEL:
         return None
@@ -327,6 +457,30 @@ def _pool_spec(draw, shape, dim):
 
 
 @st.composite
+def _pad_spec(draw, shape, dim):
+    """F.pad of the spatial dims; constant mode may also crop (negative pads)."""
+    mode = draw(st.sampled_from(["constant", "reflect", "replicate", "circular"]))
+    low = -1 if mode == "constant" else 0
+    pads = [draw(st.integers(low, 2)) for _ in range(2 * dim)]
+    value = draw(st.sampled_from([0.0, -1.5, 2.0])) if mode == "constant" else 0.0
+    return dict(op="pad", pads=pads, mode=mode, value=value)
+
+
+@st.composite
+def _upsample_spec(draw, shape, dim):
+    """nn.Upsample by a scale factor (integer or not) or to a size, nearest or (bi)linear."""
+    mode = draw(st.sampled_from(["nearest", "nearest-exact", "linear"]))
+    if mode == "linear" and dim == 2:
+        mode = "bilinear"
+    align = draw(st.booleans()) if mode in ("linear", "bilinear") else None
+    if draw(st.booleans()):
+        size = [draw(st.integers(1, 2 * s + 1)) for s in shape[2:]]
+        return dict(op="upsample", mode=mode, align_corners=align, scale=None, size=size[0] if dim == 1 else size)
+    scale = draw(st.sampled_from([2.0, 3.0, 1.5, 0.5]))
+    return dict(op="upsample", mode=mode, align_corners=align, scale=scale, size=None)
+
+
+@st.composite
 def _norm_or_act_spec(draw, shape, int8):
     c = shape[1]
     # int8: a lone BatchNorm has no int8 lowering (it stays float32 between quantize/dequantize, where
@@ -355,10 +509,16 @@ def chain_recipes(draw, int8: bool = False, max_layers: int = 5):
     in_shape = list(shape)
     layers = []
     for _ in range(draw(st.integers(1, max_layers))):
-        kinds = ["conv", "pool", "norm_act"] if int8 else ["conv", "conv", "conv_transpose", "pool", "norm_act"]
+        # pad and upsample have no int8 lowering: they would be float islands in an int8 chain
+        kinds = ["conv", "pool", "norm_act"] if int8 else ["conv", "conv", "conv_transpose", "pool", "norm_act",
+                                                           "pad", "upsample"]
         kind = draw(st.sampled_from(kinds))
         if kind == "conv":
             spec = draw(_conv_spec(shape, dim, int8))
+        elif kind == "pad":
+            spec = draw(_pad_spec(shape, dim))
+        elif kind == "upsample":
+            spec = draw(_upsample_spec(shape, dim))
         elif kind == "conv_transpose":
             spec = draw(_conv_transpose_spec(shape, dim))
         elif kind == "pool":
@@ -502,7 +662,7 @@ def layout_recipes(draw, max_steps: int = 4):
 
 @st.composite
 def rnn_recipes(draw):
-    kind = draw(st.sampled_from(["lstm", "gru"]))
+    kind = draw(st.sampled_from(["lstm", "gru", "rnn_tanh", "rnn_relu"]))
     hidden = draw(st.integers(1, 8))
     return dict(family="rnn", seed=draw(seeds), kind=kind, input_size=draw(st.integers(1, 6)), hidden=hidden,
                 layers=draw(st.integers(1, 2)), bidirectional=draw(st.booleans()), batch_first=draw(st.booleans()),
@@ -514,14 +674,126 @@ def rnn_recipes(draw):
 @st.composite
 def attention_recipes(draw):
     """scaled_dot_product_attention on 3-D [B, L, E] or 4-D [B, H, L, E] q/k/v; k and v may broadcast
-    over the batch (size 1)."""
-    four_d = draw(st.booleans())
+    over the batch (size 1); causal, or a float / bool mask that broadcasts over batch and heads.
+    One example in three is an nn.MultiheadAttention instead."""
     b, lq, lk = draw(st.integers(1, 2)), draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    if draw(st.integers(0, 2)) == 0:
+        return draw(_mha_recipe(b, lq, lk))
+    four_d = draw(st.booleans())
     e, ev = draw(st.integers(1, 8)), draw(st.integers(1, 8))
     lead = [b, draw(st.integers(1, 3))] if four_d else [b]
     kv_lead = [1 if draw(st.booleans()) else lead[0], *lead[1:]]
-    return dict(family="attention", seed=draw(seeds), q=lead + [lq, e], k=kv_lead + [lk, e], v=kv_lead + [lk, ev],
-                causal=draw(st.booleans()), scale=draw(st.sampled_from([None, None, 0.3, 1.7])))
+    # torch refuses a mask together with is_causal
+    mask = draw(st.sampled_from([None, "float", "bool"]))
+    causal = draw(st.booleans()) if mask is None else False
+    mask_shape = None
+    if mask:
+        batch = [draw(st.sampled_from([1, d])) for d in lead]
+        mask_shape = batch[len(batch) - draw(st.integers(0, len(batch))):] + [lq, lk]
+    return dict(family="attention", seed=draw(seeds), kind="sdpa", q=lead + [lq, e], k=kv_lead + [lk, e],
+                v=kv_lead + [lk, ev], causal=causal, scale=draw(st.sampled_from([None, None, 0.3, 1.7])),
+                mask=mask, mask_shape=mask_shape)
+
+
+@st.composite
+def _mha_recipe(draw, b, lq, lk):
+    """nn.MultiheadAttention, its own key / value sizes or not, with a [L, S] or [B * heads, L, S] mask."""
+    heads, head_dim = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    e = heads * head_dim
+    kdim, vdim = (draw(st.integers(1, 6)), draw(st.integers(1, 6))) if draw(st.booleans()) else (None, None)
+    batch_first = draw(st.booleans())
+
+    def layout(length, features):
+        return [b, length, features] if batch_first else [length, b, features]
+
+    mask = draw(st.sampled_from([None, "float", "bool"]))
+    mask_shape = ([b * heads, lq, lk] if draw(st.booleans()) else [lq, lk]) if mask else None
+    return dict(family="attention", seed=draw(seeds), kind="mha", heads=heads, head_dim=head_dim, kdim=kdim,
+                vdim=vdim, batch_first=batch_first, bias=draw(st.booleans()), q=layout(lq, e),
+                k=layout(lk, kdim or e), v=layout(lk, vdim or e), mask=mask, mask_shape=mask_shape,
+                need_weights=draw(st.booleans()), average=draw(st.booleans()))
+
+
+def _sequence_shape(recipe: dict, step: dict, inputs: list[list[int]]) -> list[int] | None:
+    """Shape of y after one more sequence step, or None if torch refuses it or it is too big."""
+    trial = dict(recipe, steps=[*recipe["steps"], step], inputs=inputs)
+    index_input = recipe["family"] == "embedding"
+    xs = [torch.zeros(s, dtype=torch.long if i == 0 and index_input else torch.float32) for i, s in enumerate(inputs)]
+    try:
+        with torch.no_grad():
+            out = SequenceModel(trial).eval()(*xs)
+    except (RuntimeError, ValueError):
+        return None
+    if out.numel() == 0 or out.numel() > MAX_NUMEL:
+        return None
+    return list(out.shape)
+
+
+@st.composite
+def _sequence_steps(draw, recipe: dict, d: int, int8: bool, max_steps: int):
+    """Appends steps to recipe["steps"] (and second inputs to recipe["inputs"]) on y of width d."""
+    acts = INT8_ACTS if int8 else sorted(FLOAT_ACTS)
+    shape = None
+    for _ in range(draw(st.integers(1, max_steps))):
+        op = draw(st.sampled_from(["linear", "layer_norm", "layer_norm", "softmax", "act", "matmul_self",
+                                   "matmul_input", "attention", "attention", "residual", "conv"]))
+        inputs = [list(s) for s in recipe["inputs"]]
+        if op == "linear":
+            step = dict(op="linear", cin=d, cout=draw(st.integers(1, 12)), bias=True if int8 else draw(st.booleans()))
+        elif op == "layer_norm":
+            step = dict(op="layer_norm", d=d, affine=draw(st.booleans()))
+        elif op == "softmax":  # int8 softmax is over the last dim, and log_softmax stays float
+            step = dict(op="softmax", log=False if int8 else draw(st.booleans()))
+        elif op == "act":
+            step = dict(op="act", fn=draw(st.sampled_from(acts)))
+        elif op == "residual":
+            step = dict(op="residual", d=d, fn=draw(st.sampled_from(acts)))
+        elif op == "matmul_self":
+            step = dict(op="matmul_self", scale=draw(st.sampled_from([1.0, 0.25])))
+        elif op == "matmul_input":
+            b = recipe["inputs"][0][0]
+            step = dict(op="matmul_input", input=len(inputs))
+            inputs.append([draw(st.sampled_from([1, b])), d, draw(st.integers(1, 8))])
+        elif op == "conv":
+            step = dict(op="conv", cin=d, cout=draw(st.integers(1, 8)), k=draw(st.integers(1, 3)))
+        else:
+            divisors = _divisors(d)
+            heads = draw(st.sampled_from(divisors))
+            # int8: masks and causal attention stay float (ops/attention.py has no int8 form for them)
+            mask = None if int8 else draw(st.sampled_from([None, "float", "bool"]))
+            causal = False if (int8 or mask) else draw(st.booleans())
+            n = shape[1] if shape else recipe["inputs"][0][1]  # tokens: a conv with an even k adds one
+            mask_shape = None
+            if mask:
+                b = recipe["inputs"][0][0]
+                mask_shape = draw(st.sampled_from([[n, n], [1, 1, n, n], [b, 1, n, n], [1, heads, n, n]]))
+            step = dict(op="attention", d=d, heads=heads, bias=True if int8 else draw(st.booleans()),
+                        causal=causal, scale=draw(st.sampled_from([None, 0.5])), mask=mask, mask_shape=mask_shape)
+        new_shape = _sequence_shape(recipe, step, inputs)
+        if new_shape is None:
+            continue
+        recipe["steps"].append(step)
+        recipe["inputs"] = inputs
+        shape, d = new_shape, new_shape[-1]
+    return recipe
+
+
+@st.composite
+def sequence_recipes(draw, int8: bool = False, max_steps: int = 4):
+    """Token models on x [B, L, D] (plus second matmul operands [B or 1, D, P])."""
+    b, n, d = draw(st.integers(1, 2)), draw(st.integers(1, 8)), draw(st.integers(1, 12))
+    recipe = dict(family="sequence", seed=draw(seeds), inputs=[[b, n, d]], steps=[])
+    return draw(_sequence_steps(recipe, d, int8, max_steps))
+
+
+@st.composite
+def embedding_recipes(draw, max_steps: int = 3):
+    """nn.Embedding (maybe with a padding_idx) on int64 indices [B, L], then sequence steps."""
+    num, dim = draw(st.integers(1, 20)), draw(st.integers(1, 12))
+    b, n = draw(st.integers(1, 2)), draw(st.integers(1, 8))
+    recipe = dict(family="embedding", seed=draw(seeds), num=num, dim=dim,
+                  padding_idx=draw(st.sampled_from([None, 0, num - 1])), inputs=[[b, n]], steps=[])
+    return draw(_sequence_steps(recipe, dim, False, max_steps))
 
 
 FLOAT_FAMILIES = {
@@ -530,5 +802,8 @@ FLOAT_FAMILIES = {
     "layout": layout_recipes(),
     "rnn": rnn_recipes(),
     "attention": attention_recipes(),
+    "sequence": sequence_recipes(),
+    "embedding": embedding_recipes(),
 }
-INT8_FAMILIES = {"chain_int8": chain_recipes(int8=True), "binary_int8": binary_recipes(int8=True)}
+INT8_FAMILIES = {"chain_int8": chain_recipes(int8=True), "binary_int8": binary_recipes(int8=True),
+                 "sequence_int8": sequence_recipes(int8=True)}

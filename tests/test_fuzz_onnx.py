@@ -69,7 +69,8 @@ def _run_onnxruntime(proto, arrays: list[np.ndarray]) -> list[np.ndarray]:
 # does not divide the input; dynamo: 3-D scaled_dot_product_attention, ops it has no translation for such
 # as adaptive_max_pool); each is skipped, counted as an event.
 _EXPORTER_REFUSES = ("LSTMs with projections", "output size that are not factor of input size",
-                     "only 4D query, key, and value are supported", "No ONNX function found for")
+                     "only 4D query, key, and value are supported", "No ONNX function found for",
+                     "to ONNX opset version")  # UnsupportedOperatorError: e.g. upsample nearest-exact
 
 
 def _export(model, xs, dynamo: bool):

@@ -435,6 +435,21 @@ def test_gather_logic_and_selection_by_hand():
     assert counts["embedding"] == 1 and counts["compare"] == 5 and counts["logical"] == 3, counts
 
 
+def test_isnan_masks_the_nans():
+    """IsNaN, as the TorchScript exporter writes it for scaled_dot_product_attention with a mask."""
+    nodes = [helper.make_node("IsNaN", ["x"], ["nan"], name="/IsNaN"),
+             helper.make_node("Where", ["nan", "zero", "x"], ["clean"], name="/Where")]
+    m = _model(nodes, [("x", [3, 4])], [("nan", BOOL), "clean"], {"zero": np.zeros((), np.float32)})
+    x = _rand(3, 4, seed=3)
+    x[0, 1] = x[2, 3] = np.nan
+    compiled, want, ref, got = _compile_and_run(m, [x])
+    np.testing.assert_array_equal(got[0], np.isnan(x))
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(ref[1], want[1])
+    np.testing.assert_array_equal(got[1], want[1])  # the NaN replaced, nothing else touched
+    assert compiled.graph.ops_count()["compare"] == 1
+
+
 def test_gather_with_float_indices_is_refused():
     m = _model([helper.make_node("Gather", ["x", "idx"], ["y"], name="/emb/Gather")],
                [("x", [4, 3]), ("idx", [2])], ["y"])

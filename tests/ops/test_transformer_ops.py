@@ -346,6 +346,16 @@ def test_compare_outputs_bool(dtype):
     assert ops_of(res) == ["compare"] * 12
 
 
+def test_isnan_and_masking_the_nans():
+    x = torch.randn(3, 5)
+    x[0, 1] = x[2, 4] = float("nan")
+    res = check_model(op_model(lambda t: ((m := torch.isnan(t)), torch.where(m, 0.0, t))), x)
+    assert ops_of(res) == ["compare", "where"]
+    x[1, 0], x[1, 1] = float("inf"), float("-inf")
+    mask = res["compiled"].run_c([x.numpy()])[0]
+    np.testing.assert_array_equal(mask, torch.isnan(x).numpy())  # exactly the two NaN, not the infinities
+
+
 def test_compare_int_with_fraction_rejected():
     with pytest.raises(UnsupportedOpError, match="non-integer"):
         modelblocks.compile(op_model(lambda x: x > 0.5), torch.tensor([1, 2, 3]))

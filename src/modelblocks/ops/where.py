@@ -3,9 +3,10 @@ and/or/xor, logical_not. All broadcast like NumPy; bool is uint8_t (0 or 1) in C
 
 Sources: aten.where (.self, .ScalarOther, .ScalarSelf, .Scalar), aten.masked_fill (.Scalar,
 .Tensor: where(mask, value, x)), aten.gt/lt/ge/le/eq/ne (.Tensor, .Scalar) on float32 or int32
-or bool operands (e.g. `tokens == pad_id`), aten.logical_not and aten.bitwise_not on bool, and
-aten.logical_and/or/xor, aten.bitwise_and/or/xor.Tensor, aten.__and__/__or__/__xor__.Tensor on
-bool; ONNX Where, Equal / Less / Greater / LessOrEqual / GreaterOrEqual, And / Or / Xor, Not.
+or bool operands (e.g. `tokens == pad_id`), aten.isnan on float32 (as x != x), aten.logical_not
+and aten.bitwise_not on bool, and aten.logical_and/or/xor, aten.bitwise_and/or/xor.Tensor,
+aten.__and__/__or__/__xor__.Tensor on bool; ONNX Where, Equal / Less / Greater / LessOrEqual /
+GreaterOrEqual, IsNaN, And / Or / Xor, Not.
 Python numbers become scalar constants. The C kernels take each operand's strides over the
 broadcast shape (0 where broadcast) after merging dims that all operands walk contiguously.
 """
@@ -199,6 +200,18 @@ for _kind in COMPARE:
     converts(f"aten.{_kind}.Tensor", f"aten.{_kind}.Scalar")(_make_compare(_kind))
 
 
+def _isnan(ctx, x: str) -> str:
+    """x != x: true exactly for NaN (the C is built without -ffast-math, so the compare is kept)."""
+    if ctx.info(x).dtype != DType.float32:
+        raise ctx.unsupported(f"isnan of a {ctx.info(x).dtype.value} tensor is not supported (float32 only)")
+    return ctx.emit1("compare", [x, x], {"kind": "ne"})
+
+
+@converts("aten.isnan.default")
+def _from_isnan(ctx, fx):
+    return _isnan(ctx, ctx.tensor(fx.args[0]))
+
+
 def _bool_operand(ctx, v) -> str:
     t = ctx.tensor(v, DType.bool)
     if ctx.info(t).dtype != DType.bool:
@@ -255,6 +268,11 @@ def _from_onnx_compare(ctx, node):
 def _from_onnx_logical(ctx, node):
     return ctx.emit1("logical", [_bool_operand(ctx, node.input[0]), _bool_operand(ctx, node.input[1])],
                      {"kind": _ONNX_LOGIC[node.op_type]})
+
+
+@converts_onnx("IsNaN")  # the TorchScript exporter writes it for scaled_dot_product_attention with a mask
+def _from_onnx_isnan(ctx, node):
+    return _isnan(ctx, ctx.input(0))
 
 
 @converts_onnx("Not")
