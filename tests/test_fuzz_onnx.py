@@ -19,7 +19,7 @@ onnxruntime, the NumPy interpreter and the generated C on the host.
 
 A hand-built recipe is plain data like the PyTorch ones: `onnx_model(recipe)` gives the same
 ModelProto back (weights from recipe['seed']), `onnx_inputs(recipe, k)` the same inputs. Derandomized
-and bounded; bench/fuzz_soak_onnx.py runs the same properties for as long as one wants.
+and bounded; bench/fuzz_soak.py runs the same properties for as long as one wants.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def _reference_outputs(proto, arrays):
 
 
 def exported_case(family: str, data, dynamo: bool) -> None:
-    """The property for one exported model (shared with bench/fuzz_soak_onnx.py)."""
+    """The property for one exported model (shared with bench/fuzz_soak.py)."""
     recipe = data.draw(FLOAT_FAMILIES[family], label="recipe")
     note(json.dumps(recipe))
     event(f"family={family}")
@@ -484,7 +484,7 @@ def _onnx_events(recipe: dict) -> None:
 
 
 def handbuilt_case(data) -> None:
-    """The float property for one hand-built model (shared with bench/fuzz_soak_onnx.py)."""
+    """The float property for one hand-built model (shared with bench/fuzz_soak.py)."""
     recipe = data.draw(onnx_recipes(), label="recipe")
     note(json.dumps(recipe))
     _onnx_events(recipe)
@@ -509,7 +509,7 @@ def handbuilt_case(data) -> None:
 
 
 def handbuilt_int8_case(data) -> None:
-    """The int8 property for one hand-built model (shared with bench/fuzz_soak_onnx.py)."""
+    """The int8 property for one hand-built model (shared with bench/fuzz_soak.py)."""
     recipe = data.draw(onnx_recipes(int8=True), label="recipe")
     note(json.dumps(recipe))
     _onnx_events(recipe)
