@@ -152,9 +152,15 @@ def exported_case(family: str, data, dynamo: bool) -> None:
         assert len(got_ref) == len(got_c) == len(want) == len(expected)
         for j, (e, w, r, c) in enumerate(zip(expected, want, got_ref, got_c)):
             assert r.shape == c.shape == w.shape == e.shape, (k, j, r.shape, c.shape, w.shape, e.shape)
+            # onnxruntime's own Gelu is 3.5e-5 off PyTorch's in the far tail (a lone output of -2e-4): where
+            # the two references disagree by more than the tolerance, PyTorch (the model's author) decides
+            engine_agrees = rel_l2(w, e) < FLOAT_TOL
+            if not engine_agrees:
+                event(f"{engine} differs from PyTorch")
             for name, got in (("interpreter", r), ("C", c)):
-                assert rel_l2(got, w) < FLOAT_TOL, f"set {k}, output {j}: {name} vs {engine} {rel_l2(got, w):.3e}"
                 assert rel_l2(got, e) < FLOAT_TOL, f"set {k}, output {j}: {name} vs PyTorch {rel_l2(got, e):.3e}"
+                assert rel_l2(got, w) < FLOAT_TOL or not engine_agrees, \
+                    f"set {k}, output {j}: {name} vs {engine} {rel_l2(got, w):.3e}"
     if sanitize:
         event("sanitized")
         arrays = _fed(proto, input_sets[-1])

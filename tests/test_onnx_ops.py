@@ -533,3 +533,18 @@ def test_ceil_mode_pool_drops_a_window_starting_in_the_padding(opset):
     with torch.no_grad():  # PyTorch agrees on the shape and the values
         expected = F.relu(F.max_pool2d(torch.from_numpy(x), (1, 3), (2, 2), ceil_mode=True)).numpy()
     assert rel_l2(got[0], expected) < TOL
+
+
+# -- Pad mode wrap (found by the dynamo-exporter fuzz family: circular padding) ---------------------------
+
+def test_pad_wrap_is_circular_padding():
+    nodes = [helper.make_node("Pad", ["x", "pads"], ["y"], name="/pad/Pad", mode="wrap")]
+    m = _model(nodes, [("x", [1, 2, 3, 4])], ["y"], {"pads": np.array([0, 0, 1, 2, 0, 0, 2, 3], np.int64)},
+               opset=19)
+    x = _rand(1, 2, 3, 4, seed=9)
+    compiled, want, ref, got = _compile_and_run(m, [x])
+    assert want[0].shape == (1, 2, 6, 9)
+    assert _worst(want, ref, got) < TOL
+    expected = F.pad(torch.from_numpy(x), (2, 3, 1, 2), mode="circular").numpy()
+    np.testing.assert_array_equal(got[0], expected)  # a gather: the same values, moved
+    assert compiled.graph.ops_count() == {"pad": 1}

@@ -301,12 +301,14 @@ def _from_mode_pad(ctx, fx):
 @converts_onnx("Pad")
 def _from_onnx_pad(ctx, node):
     """pads (begins then ends, the IR's order) and value: attributes before opset 11, inputs from 11
-    on (axes from 18 on). Modes: constant, reflect, edge."""
+    on (axes from 18 on). Modes: constant, reflect, edge, wrap (opset 19; the dynamo exporter writes
+    circular padding as it)."""
     x = ctx.input(0)
     rank = len(ctx.shape(x))
-    mode = {"constant": "constant", "reflect": "reflect", "edge": "replicate"}.get(ctx.attr("mode", "constant"))
+    mode = {"constant": "constant", "reflect": "reflect", "edge": "replicate",
+            "wrap": "circular"}.get(ctx.attr("mode", "constant"))
     if mode is None:
-        raise ctx.unsupported(f"Pad mode {ctx.attr('mode')!r} is not supported (constant, reflect, edge are)")
+        raise ctx.unsupported(f"Pad mode {ctx.attr('mode')!r} is not supported (constant, reflect, edge, wrap are)")
     if ctx.opset >= 11:
         pads = [int(v) for v in np.asarray(ctx.required_const(1, "pads")).reshape(-1)]
         value = ctx.const(2)
