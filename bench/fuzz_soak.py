@@ -42,13 +42,20 @@ from fuzz_strategies import FLOAT_FAMILIES, INT8_FAMILIES  # noqa: E402
 _float_body = test_fuzz.test_float_model_matches_pytorch.hypothesis.inner_test  # the functions under @given
 _int8_body = test_fuzz.test_int8_c_matches_interpreter_bit_exact.hypothesis.inner_test
 
+
+def _onnx_body(test: str):
+    return getattr(test_fuzz_onnx, test).hypothesis.inner_test
+
+
+def _exported_body(exporter: str):
+    return _onnx_body(f"test_{exporter}_export_matches_onnxruntime_and_pytorch")
+
 PROPERTIES = {  # family -> (property taking hypothesis' `data`, input sets checked per model)
     **{f: (lambda data, f=f: _float_body(f, data), test_fuzz.INPUT_SETS) for f in FLOAT_FAMILIES},
     **{f"int8:{f}": (lambda data, f=f: _int8_body(f, data), 3) for f in INT8_FAMILIES},
-    "onnx:handbuilt": (test_fuzz_onnx.handbuilt_case, test_fuzz_onnx.INPUT_SETS),
-    "onnx:handbuilt_int8": (test_fuzz_onnx.handbuilt_int8_case, 3),
-    **{f"onnx:{exporter}:{f}": (lambda data, f=f, d=exporter == "dynamo": test_fuzz_onnx.exported_case(f, data, d),
-                                test_fuzz_onnx.INPUT_SETS)
+    "onnx:handbuilt": (_onnx_body("test_handbuilt_onnx_matches_onnxruntime"), test_fuzz_onnx.INPUT_SETS),
+    "onnx:handbuilt_int8": (_onnx_body("test_handbuilt_onnx_int8_c_matches_interpreter_bit_exact"), 3),
+    **{f"onnx:{exporter}:{f}": (lambda data, f=f, body=_exported_body(exporter): body(f, data), test_fuzz_onnx.INPUT_SETS)
        for exporter in ("torchscript", "dynamo") for f in FLOAT_FAMILIES},
 }
 DEFAULT = [k for k in PROPERTIES if not k.startswith("onnx:dynamo:")]

@@ -28,6 +28,7 @@ import io
 import json
 import math
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -70,7 +71,7 @@ def _run_onnxruntime(proto, arrays: list[np.ndarray]) -> list[np.ndarray]:
 # as adaptive_max_pool); each is skipped, counted as an event.
 _EXPORTER_REFUSES = ("LSTMs with projections", "output size that are not factor of input size",
                      "only 4D query, key, and value are supported", "No ONNX function found for",
-                     "to ONNX opset version")  # UnsupportedOperatorError: e.g. upsample nearest-exact
+                     "to ONNX opset version", "input size not accessible")  # UnsupportedOperatorError: e.g. upsample nearest-exact
 
 
 def _export(model, xs, dynamo: bool):
@@ -105,7 +106,8 @@ def _reference_outputs(proto, arrays):
         return _run_onnxruntime(proto, arrays), "onnxruntime"
     except Exception as exc:  # noqa: BLE001 - onnxruntime's own error types
         gaps = ("Dilation not supported for AutoPadType", "ShapeInferenceError",
-                "may be too large for stride")  # ConvTranspose output_padding >= stride, < dilation
+                "may be too large for stride",  # ConvTranspose output_padding >= stride, < dilation
+                "Pad should be smaller than kernel")  # F.pad folded into a MaxPool's pads by the exporter
         if not any(gap in str(exc) for gap in gaps):
             raise
     from onnx.reference import ReferenceEvaluator  # noqa: PLC0415
@@ -117,8 +119,15 @@ def _reference_outputs(proto, arrays):
         return None, "PyTorch only"
 
 
-def exported_case(family: str, data, dynamo: bool) -> None:
-    """The property for one exported model (shared with bench/fuzz_soak.py)."""
+class Check(NamedTuple):
+    """One comparison a property makes: `value` must stay below `limit` (int8: equal 0, no element differs)."""
+    label: str
+    value: float
+    limit: float
+
+
+def exported_case(family: str, data, dynamo: bool) -> list[Check]:
+    """The comparisons for one exported model (the tests below assert them)."""
     recipe = data.draw(FLOAT_FAMILIES[family], label="recipe")
     note(json.dumps(recipe))
     event(f"family={family}")
@@ -141,6 +150,7 @@ def exported_case(family: str, data, dynamo: bool) -> None:
             raise
         event("ModelBlocks refuses GatherND (dynamo's adaptive pooling)")
         assume(False)
+    checks = []
     for k, xs in enumerate(input_sets):
         arrays = _fed(proto, xs)
         expected = outputs_of(model, xs)
@@ -158,21 +168,24 @@ def exported_case(family: str, data, dynamo: bool) -> None:
             if not engine_agrees:
                 event(f"{engine} differs from PyTorch")
             for name, got in (("interpreter", r), ("C", c)):
-                assert rel_l2(got, e) < FLOAT_TOL, f"set {k}, output {j}: {name} vs PyTorch {rel_l2(got, e):.3e}"
-                assert rel_l2(got, w) < FLOAT_TOL or not engine_agrees, \
-                    f"set {k}, output {j}: {name} vs {engine} {rel_l2(got, w):.3e}"
+                checks.append(Check(f"set {k}, output {j}: {name} vs PyTorch rel L2", rel_l2(got, e), FLOAT_TOL))
+                if engine_agrees:
+                    checks.append(Check(f"set {k}, output {j}: {name} vs {engine} rel L2", rel_l2(got, w), FLOAT_TOL))
     if sanitize:
         event("sanitized")
         arrays = _fed(proto, input_sets[-1])
-        for s, c in zip(compiled.run_sanitized(arrays), compiled.run_c(arrays)):
-            assert rel_l2(s, c) < 1e-6  # -O1 with sanitizers vs -O2: same float expressions
+        for j, (s, c) in enumerate(zip(compiled.run_sanitized(arrays), compiled.run_c(arrays))):
+            # -O1 with sanitizers vs -O2: the same float expressions
+            checks.append(Check(f"output {j}: sanitized vs plain C rel L2", rel_l2(s, c), 1e-6))
+    return checks
 
 
 @pytest.mark.parametrize("family", sorted(FLOAT_FAMILIES))
 @FUZZ
 @given(data=st.data())
 def test_torchscript_export_matches_onnxruntime_and_pytorch(family, data):
-    exported_case(family, data, dynamo=False)
+    for check in exported_case(family, data, dynamo=False):
+        assert check.value < check.limit, f"{check.label} {check.value:.3e}"
 
 
 # the dynamo exporter takes 1-10 s a model: one example each of the families it writes differently
@@ -180,7 +193,8 @@ def test_torchscript_export_matches_onnxruntime_and_pytorch(family, data):
 @settings(FUZZ, max_examples=1)
 @given(data=st.data())
 def test_dynamo_export_matches_onnxruntime_and_pytorch(family, data):
-    exported_case(family, data, dynamo=True)
+    for check in exported_case(family, data, dynamo=True):
+        assert check.value < check.limit, f"{check.label} {check.value:.3e}"
 
 
 # -- hand-built ONNX graphs --------------------------------------------------------------------------
@@ -240,7 +254,10 @@ def _step(draw, op: str, shape: list[int], inputs: list, opset: int, int8: bool)
         trans_a, trans_b = draw(st.booleans()), draw(st.booleans())
         m, k = (shape[1], shape[0]) if trans_a else shape
         n = draw(st.integers(1, 8))
-        c = draw(st.sampled_from([None, [], [n], [1, n], [m, 1], [m, n]]))
+        # int8: only a C the int8 linear takes as its bias (per output column); a C that varies over the
+        # rows makes the Gemm a float matmul between dequantize and quantize, a float island where C and
+        # NumPy may differ in the last bit (found when the derandomized examples moved)
+        c = draw(st.sampled_from([None, [], [n], [1, n]] + ([] if int8 else [[m, 1], [m, n]])))
         return dict(op="Gemm", transA=int(trans_a), transB=int(trans_b), n=n, k=k, c=c,
                     alpha=draw(st.sampled_from([1.0, 0.5, -1.25])), beta=draw(st.sampled_from([1.0, 2.0, -0.5])))
     if op == "Flatten":
@@ -489,14 +506,15 @@ def _onnx_events(recipe: dict) -> None:
         event(f"op={s.get('fn', s['op'])}")
 
 
-def handbuilt_case(data) -> None:
-    """The float property for one hand-built model (shared with bench/fuzz_soak.py)."""
+def handbuilt_case(data) -> list[Check]:
+    """The comparisons for one hand-built float model (the test below asserts them)."""
     recipe = data.draw(onnx_recipes(), label="recipe")
     note(json.dumps(recipe))
     _onnx_events(recipe)
     sanitize = _sanitize(data)
     proto = onnx_model(recipe)
     compiled = modelblocks.compile(proto)
+    checks = []
     for k in range(INPUT_SETS):
         arrays = onnx_inputs(recipe, k)
         want = _run_onnxruntime(proto, arrays)
@@ -505,17 +523,19 @@ def handbuilt_case(data) -> None:
         assert len(got_ref) == len(got_c) == len(want) == 1
         w, r, c = want[0], got_ref[0], got_c[0]
         assert r.shape == c.shape == w.shape, (k, r.shape, c.shape, w.shape)
-        assert rel_l2(r, w) < FLOAT_TOL, f"input set {k}: interpreter vs onnxruntime rel L2 {rel_l2(r, w):.3e}"
-        assert rel_l2(c, w) < FLOAT_TOL, f"input set {k}: C vs onnxruntime rel L2 {rel_l2(c, w):.3e}"
+        checks.append(Check(f"input set {k}: interpreter vs onnxruntime rel L2", rel_l2(r, w), FLOAT_TOL))
+        checks.append(Check(f"input set {k}: C vs onnxruntime rel L2", rel_l2(c, w), FLOAT_TOL))
     if sanitize:
         event("sanitized")
         arrays = onnx_inputs(recipe, INPUT_SETS - 1)
         for s, c in zip(compiled.run_sanitized(arrays), compiled.run_c(arrays)):
-            assert rel_l2(s, c) < 1e-6
+            checks.append(Check("sanitized vs plain C rel L2", rel_l2(s, c), 1e-6))
+    return checks
 
 
-def handbuilt_int8_case(data) -> None:
-    """The int8 property for one hand-built model (shared with bench/fuzz_soak.py)."""
+def handbuilt_int8_case(data) -> list[Check]:
+    """The comparisons for one hand-built int8 model, counting elements where the C and the int8
+    interpreter differ (the test below asserts there are none)."""
     recipe = data.draw(onnx_recipes(int8=True), label="recipe")
     note(json.dumps(recipe))
     _onnx_events(recipe)
@@ -526,25 +546,30 @@ def handbuilt_int8_case(data) -> None:
     assert compiled.quantize_mode == "int8"
     if not any(t.dtype.name == "int8" for t in compiled.graph.tensors.values()):
         event("no int8 op (layout ops on the float input only)")
-    checks = [calibration[0], onnx_inputs(recipe, 10), onnx_inputs(recipe, 11, scale=3.0)]
-    for k, arrays in enumerate(checks):
+    input_sets = [calibration[0], onnx_inputs(recipe, 10), onnx_inputs(recipe, 11, scale=3.0)]
+    checks = []
+    for k, arrays in enumerate(input_sets):
         ref = compiled.run_reference(arrays)
         got = compiled.run_c(arrays)
-        assert len(ref) == len(got) == 1
-        np.testing.assert_array_equal(got[0], ref[0], err_msg=f"input set {k}: C != int8 interpreter")
+        assert len(ref) == len(got) == 1 and got[0].shape == ref[0].shape
+        checks.append(Check(f"input set {k}: elements where C != int8 interpreter",
+                            np.count_nonzero(got[0] != ref[0]), 0))
     if sanitize:
         event("sanitized")
-        for r, s in zip(compiled.run_reference(checks[-1]), compiled.run_sanitized(checks[-1])):
-            np.testing.assert_array_equal(s, r)
+        for r, s in zip(compiled.run_reference(input_sets[-1]), compiled.run_sanitized(input_sets[-1])):
+            checks.append(Check("elements where sanitized C != int8 interpreter", np.count_nonzero(s != r), 0))
+    return checks
 
 
 @settings(FUZZ, max_examples=20)
 @given(data=st.data())
 def test_handbuilt_onnx_matches_onnxruntime(data):
-    handbuilt_case(data)
+    for check in handbuilt_case(data):
+        assert check.value < check.limit, f"{check.label} {check.value:.3e}"
 
 
 @settings(FUZZ, max_examples=8)
 @given(data=st.data())
 def test_handbuilt_onnx_int8_c_matches_interpreter_bit_exact(data):
-    handbuilt_int8_case(data)
+    for check in handbuilt_int8_case(data):
+        assert check.value == check.limit == 0, f"{check.label}: {check.value}"  # bit-exact
