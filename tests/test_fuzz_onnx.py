@@ -68,10 +68,11 @@ def _run_onnxruntime(proto, arrays: list[np.ndarray]) -> list[np.ndarray]:
 
 # What torch.onnx.export refuses outright (TorchScript: LSTM projections, adaptive pooling to a size that
 # does not divide the input; dynamo: 3-D scaled_dot_product_attention, ops it has no translation for such
-# as adaptive_max_pool); each is skipped, counted as an event.
+# as adaptive_max_pool; TorchScript: nearest-exact upsample, adaptive pooling of a padded input); each is
+# skipped, counted as an event.
 _EXPORTER_REFUSES = ("LSTMs with projections", "output size that are not factor of input size",
                      "only 4D query, key, and value are supported", "No ONNX function found for",
-                     "to ONNX opset version", "input size not accessible")  # UnsupportedOperatorError: e.g. upsample nearest-exact
+                     "to ONNX opset version", "input size not accessible")
 
 
 def _export(model, xs, dynamo: bool):
@@ -166,16 +167,23 @@ def exported_case(family: str, data, dynamo: bool) -> list[Check]:
         want = expected if want is None else want
         assert len(got_ref) == len(got_c) == len(want) == len(expected)
         for j, (e, w, r, c) in enumerate(zip(expected, want, got_ref, got_c)):
-            assert r.shape == c.shape == w.shape == e.shape, (k, j, r.shape, c.shape, w.shape, e.shape)
-            # onnxruntime's own Gelu is 3.5e-5 off PyTorch's in the far tail (a lone output of -2e-4): where
-            # the two references disagree by more than the tolerance, PyTorch (the model's author) decides
-            engine_agrees = rel_l2(w, e) < FLOAT_TOL
-            if not engine_agrees:
+            assert r.shape == c.shape == w.shape, (k, j, r.shape, c.shape, w.shape)
+            # Two references of one model: onnxruntime runs the ONNX file, PyTorch the model it was exported
+            # from. Where they agree, both must hold. Where they do not, the exporter wrote something else
+            # (a pool sized by ONNX's stale ceil_mode rule) or onnxruntime's own kernel is off (its Gelu tail:
+            # 3.5e-5 on a lone -2e-4 output); then the C must be within the tolerance of one of them.
+            agree = e.shape == w.shape and rel_l2(w, e) < FLOAT_TOL
+            if not agree:
                 event(f"{engine} differs from PyTorch")
             for name, got in (("interpreter", r), ("C", c)):
-                checks.append(Check(f"set {k}, output {j}: {name} vs PyTorch rel L2", rel_l2(got, e), FLOAT_TOL))
-                if engine_agrees:
-                    checks.append(Check(f"set {k}, output {j}: {name} vs {engine} rel L2", rel_l2(got, w), FLOAT_TOL))
+                to_engine = rel_l2(got, w)
+                if agree:
+                    checks.append(Check(f"set {k}, output {j}: {name} vs PyTorch rel L2", rel_l2(got, e), FLOAT_TOL))
+                    checks.append(Check(f"set {k}, output {j}: {name} vs {engine} rel L2", to_engine, FLOAT_TOL))
+                else:
+                    nearer = min(to_engine, rel_l2(got, e) if e.shape == got.shape else math.inf)
+                    checks.append(Check(f"set {k}, output {j}: {name} vs the nearer of PyTorch and {engine}, rel L2",
+                                        nearer, FLOAT_TOL))
     if sanitize:
         event("sanitized")
         arrays = _fed(proto, input_sets[-1])
