@@ -18,8 +18,7 @@ import numpy as np
 
 from ..errors import InputError, NonFiniteWeightsWarning, where
 from ..ir.graph import Graph
-
-INT32_MAX = 2**31 - 1
+from ..quant.arith import INT32_MAX
 
 
 def _bad_values(data: np.ndarray, mask_ok: bool) -> str:

@@ -348,7 +348,7 @@ def parse_dtypes(names: Sequence[str] | None, count: int) -> list[torch.dtype]:
 
 
 def make_inputs(shapes: Sequence[tuple[int, ...]], dtypes: Sequence[torch.dtype], seed: int = 0) -> tuple:
-    from .checks import INT32_MAX  # noqa: PLC0415
+    from ..quant.arith import INT32_MAX  # noqa: PLC0415
 
     gen = torch.Generator().manual_seed(seed)
     inputs = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from ..errors import CompileError, InputError, where
-from ..frontend.checks import INT32_MAX
+from ..quant.arith import INT32_MAX
 from .liveness import Buffer
 
 
